@@ -1,0 +1,89 @@
+"""Score suspect models against a verified bundle and decide, per suspect, derived or not."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from . import scoring
+from .bundle import Bundle
+from .errors import SuspectError
+from .onnx_model import OnnxClassifier
+
+EXPECTATIONS = ("derived", "not-derived")
+
+
+@dataclass
+class SuspectResult:
+    path: str
+    verdict: str  # "derived", "not-derived" or "error"
+    exit_code: int
+    threshold: float
+    score: float | None = None
+    ard: float | None = None
+    p_ori: float | None = None
+    p_conf: float | None = None
+    match_rate: float | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CheckResult:
+    bundle: Bundle
+    provider: str | None
+    expect: str | None
+    suspects: list[SuspectResult] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """The most severe per-suspect code (4 error > 1 finding > 0)."""
+        return max((s.exit_code for s in self.suspects), default=0)
+
+
+def decide(score: float, threshold: float, expect: str | None) -> tuple[str, int]:
+    """Verdict and exit code: 1 means a finding (derived), or with --expect, the expectation was not met."""
+    verdict = "derived" if score >= threshold else "not-derived"
+    if expect is None:
+        return verdict, int(verdict == "derived")
+    return verdict, int(verdict != expect)
+
+
+def score_model(model: OnnxClassifier, bundle: Bundle) -> scoring.Score:
+    spec = bundle.manifest.input
+    pred_x = model.labels(bundle.x, spec.mean, spec.std)
+    pred_xp = model.labels(bundle.x_prime, spec.mean, spec.std)
+    return scoring.score(bundle.manifest.rule, bundle.y, bundle.y_prime, pred_x, pred_xp)
+
+
+def open_model(path: str, bundle: Bundle, device: str) -> OnnxClassifier:
+    spec = bundle.manifest.input
+    return OnnxClassifier(path, device=device, channels=spec.channels, height=spec.height,
+                          width=spec.width, num_classes=spec.num_classes)
+
+
+def check_one(path: str, bundle: Bundle, device: str, expect: str | None) -> tuple[SuspectResult, str | None]:
+    threshold = bundle.manifest.threshold_float
+    try:
+        model = open_model(path, bundle, device)
+        s = score_model(model, bundle)
+    except SuspectError as exc:
+        return SuspectResult(path, "error", exc.exit_code, threshold, error=str(exc)), None
+    verdict, code = decide(s.score, threshold, expect)
+    ard = s.p_conf - s.p_ori
+    return SuspectResult(path, verdict, code, threshold, round(s.score, 6), round(ard, 6),
+                         round(s.p_ori, 6), round(s.p_conf, 6), round(s.match_rate, 6)), model.provider
+
+
+def check(bundle: Bundle, paths: list[str], device: str = "auto", expect: str | None = None,
+          progress=None) -> CheckResult:
+    """Score every suspect; a bad suspect is an error entry, a missing device aborts (DeviceError)."""
+    result = CheckResult(bundle, None, expect)
+    for path in paths:
+        entry, provider = check_one(str(path), bundle, device, expect)
+        result.suspects.append(entry)
+        result.provider = result.provider or provider
+        if progress:
+            progress(entry)
+    return result

@@ -1,0 +1,81 @@
+"""Make a signed bundle from fingerprint pairs of any method, labelled by the victim's own ONNX.
+
+The trainer, the baselines and ``gfaudit bundle create`` all write bundles through here, so the
+labels stored in every bundle are the labels onnxruntime gives, the same path ``check`` uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from . import bundle as bundle_io
+from .errors import UsageError
+from .manifest import InputSpec
+from .onnx_model import OnnxClassifier
+from .provenance import file_sha256, now_utc, versions
+
+DEFAULT_RULE = {"ganfinger": "ard"}  # every other method scores by label matching rate
+
+
+@dataclass(frozen=True)
+class Created:
+    path: Path
+    kept: int
+    dropped: int
+
+
+def rule_for(method: str) -> str:
+    return DEFAULT_RULE.get(method, "label_match")
+
+
+def create(
+    out: str | Path,
+    *,
+    x: np.ndarray,
+    x_prime: np.ndarray,
+    victim_onnx: str | Path,
+    mean: list[float],
+    std: list[float],
+    key: Ed25519PrivateKey,
+    method: str = "ganfinger",
+    rule: str | None = None,
+    threshold: float | str = 0.5,
+    class_names: list[str] | None = None,
+    provenance: dict | None = None,
+    device: str = "auto",
+) -> Created:
+    """Label pairs with the victim, drop pairs whose x' keeps x's label, then sign and write."""
+    if x.dtype != np.uint8 or x_prime.dtype != np.uint8 or x.ndim != 4 or x.shape != x_prime.shape:
+        raise UsageError(f"x and x' must be uint8 arrays of one [K,C,H,W] shape (got {x.dtype}{list(x.shape)}"
+                         f" and {x_prime.dtype}{list(x_prime.shape)})")
+    if len(mean) != x.shape[1] or len(std) != x.shape[1]:
+        raise UsageError(f"mean/std need {x.shape[1]} values, one per channel")
+    victim = OnnxClassifier(victim_onnx, device=device, channels=x.shape[1], height=x.shape[2], width=x.shape[3])
+    y = victim.labels(x, mean, std)
+    num_classes = int(victim.logits(x[:1], mean, std).shape[1])
+    y_prime = victim.labels(x_prime, mean, std)
+    keep = y_prime != y
+    if not keep.any():
+        raise UsageError("the victim labels every x' like its x: no fingerprint pair left")
+    if class_names and len(class_names) != num_classes:
+        raise UsageError(f"{len(class_names)} class names for a {num_classes}-class victim")
+    spec = InputSpec("NCHW", x.shape[1], x.shape[2], x.shape[3], tuple(mean), tuple(std), num_classes,
+                     tuple(class_names or ()))
+    prov = {
+        "created": now_utc(),
+        "victim_sha256": file_sha256(victim_onnx),
+        "victim_file": Path(victim_onnx).name,
+        "pairs_offered": int(x.shape[0]),
+        "pairs_dropped_same_label": int((~keep).sum()),
+        "versions": versions(),
+    }
+    prov.update(provenance or {})
+    path = bundle_io.write(
+        out, x=x[keep], x_prime=x_prime[keep], y=y[keep], y_prime=y_prime[keep], method=method,
+        rule=rule or rule_for(method), threshold=threshold, input_spec=spec, provenance=prov, key=key,
+    )
+    return Created(path, int(keep.sum()), int((~keep).sum()))

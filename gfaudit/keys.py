@@ -1,0 +1,125 @@
+"""Ed25519 owner keys: generation, loading, and where the verifying key comes from.
+
+The verifying public key always comes from the user (flag, ``GFAUDIT_PUBKEY`` or the config file),
+never from a bundle: a bundle that named its own key would vouch for itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .atomic import write_bytes_atomic
+from .errors import KeyFileError, UsageError
+
+PASSWORD_ENV = "GFAUDIT_KEY_PASSWORD"
+PUBKEY_ENV = "GFAUDIT_PUBKEY"
+MAX_KEY_BYTES = 64 * 1024
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "gfaudit" / "config.toml"
+
+
+def _password() -> bytes | None:
+    pw = os.environ.get(PASSWORD_ENV)
+    return pw.encode("utf-8") if pw else None
+
+
+def generate(out_dir: str | os.PathLike, force: bool = False) -> tuple[Path, Path]:
+    """Write ``owner.key`` (PKCS#8 PEM, mode 0600, encrypted when GFAUDIT_KEY_PASSWORD is set) and ``owner.pub``."""
+    out = Path(out_dir)
+    key_path, pub_path = out / "owner.key", out / "owner.pub"
+    if not force and (key_path.exists() or pub_path.exists()):
+        raise UsageError(f"{key_path} or {pub_path} already exists; pass --force to replace them")
+    key = Ed25519PrivateKey.generate()
+    pw = _password()
+    enc = serialization.BestAvailableEncryption(pw) if pw else serialization.NoEncryption()
+    priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    write_bytes_atomic(key_path, priv, mode=0o600)
+    write_bytes_atomic(pub_path, pub, mode=0o644)
+    return key_path, pub_path
+
+
+def _read_key_file(path: str | os.PathLike) -> bytes:
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_KEY_BYTES:
+            raise KeyFileError(f"{p}: too large to be a key file")
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"{p}: key file not found") from None
+    except IsADirectoryError:
+        raise KeyFileError(f"{p}: is a folder, not a key file") from None
+    except PermissionError:
+        raise KeyFileError(f"{p}: permission denied") from None
+
+
+def load_private(path: str | os.PathLike) -> Ed25519PrivateKey:
+    data = _read_key_file(path)
+    try:
+        key = serialization.load_pem_private_key(data, password=_password())
+    except TypeError:
+        raise KeyFileError(f"{path}: the key is encrypted; set {PASSWORD_ENV}") from None
+    except ValueError:
+        raise KeyFileError(f"{path}: not a PEM private key, or wrong {PASSWORD_ENV}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def parse_public(pem: bytes, origin: str) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:
+        raise KeyFileError(f"{origin}: not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{origin}: not an Ed25519 public key")
+    return key
+
+
+def load_public(path: str | os.PathLike) -> Ed25519PublicKey:
+    return parse_public(_read_key_file(path), str(path))
+
+
+def resolve_public(flag: str | None) -> tuple[Ed25519PublicKey, str]:
+    """The verifying key and where it came from: --pubkey, then GFAUDIT_PUBKEY (a path or PEM text), then config."""
+    if flag:
+        return load_public(flag), str(flag)
+    env = os.environ.get(PUBKEY_ENV)
+    if env:
+        if env.lstrip().startswith("-----BEGIN"):
+            return parse_public(env.encode("utf-8"), f"${PUBKEY_ENV}"), f"${PUBKEY_ENV}"
+        return load_public(env), env
+    cfg = config_path()
+    if cfg.is_file():
+        try:
+            value = tomllib.loads(cfg.read_text("utf-8")).get("pubkey")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{cfg}: not valid TOML ({exc})") from None
+        if isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            if not path.is_absolute():
+                path = cfg.parent / path
+            return load_public(path), str(path)
+    raise UsageError(
+        f"no public key: pass --pubkey owner.pub, set {PUBKEY_ENV}, or set pubkey in {cfg}"
+    )
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def keyid(key: Ed25519PublicKey) -> str:
+    """A label for the signature (sha256 of the raw public key); informational, never trusted."""
+    return hashlib.sha256(raw_public(key)).hexdigest()

@@ -1,0 +1,161 @@
+"""Bundle format v1: the manifest (the in-toto predicate) and its validation.
+
+A bundle is ``NAME.safetensors`` (tensors ``x``, ``x_prime`` uint8 [K,C,H,W]; ``y``, ``y_prime``
+int64 [K], the victim's labels) and ``NAME.safetensors.sig``, a DSSE envelope over an in-toto
+Statement whose subject is the safetensors file and whose predicate is the manifest below.
+Every number that decides a verdict (threshold) is a decimal string, so that no float parser
+can round it differently from the signer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from .errors import IntegrityError
+
+FORMAT_VERSION = 1
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://gfaudit.dev/fingerprint-bundle/v1"
+REQUIRED_TENSORS = {"x": "uint8", "x_prime": "uint8", "y": "int64", "y_prime": "int64"}
+SCORING_RULES = ("ard", "label_match")
+METHODS = ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool", "fgsm", "custom")
+_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def decimal_string(value: float | str | Decimal, places: int = 4) -> str:
+    """A threshold as the canonical decimal string stored in the manifest."""
+    d = Decimal(str(value)).quantize(Decimal(1).scaleb(-places))
+    return format(d.normalize(), "f") if d != 0 else "0"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How the auditor turns stored uint8 pixels into a suspect's input."""
+
+    layout: str
+    channels: int
+    height: int
+    width: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int
+    class_names: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "layout": self.layout,
+            "channels": self.channels,
+            "height": self.height,
+            "width": self.width,
+            "pixel_dtype": "uint8",
+            "value_range": ["0", "1"],
+            "scale": "x / 255",
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+        }
+
+
+def _need(obj: dict, key: str, kind, where: str):
+    if not isinstance(obj, dict) or key not in obj:
+        raise IntegrityError(f"manifest: {where}.{key} is missing")
+    value = obj[key]
+    if kind is int and isinstance(value, bool):
+        raise IntegrityError(f"manifest: {where}.{key} has the wrong type")
+    if not isinstance(value, kind):
+        raise IntegrityError(f"manifest: {where}.{key} has the wrong type")
+    return value
+
+
+def parse_input_spec(raw: dict) -> InputSpec:
+    layout = _need(raw, "layout", str, "input")
+    if layout != "NCHW":
+        raise IntegrityError(f"manifest: input.layout {layout!r} is not supported (NCHW)")
+    c, h, w = (_need(raw, k, int, "input") for k in ("channels", "height", "width"))
+    mean, std = _need(raw, "mean", list, "input"), _need(raw, "std", list, "input")
+    if len(mean) != c or len(std) != c:
+        raise IntegrityError("manifest: input.mean/std need one value per channel")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mean + std):
+        raise IntegrityError("manifest: input.mean/std must be numbers")
+    if any(s <= 0 for s in std):
+        raise IntegrityError("manifest: input.std must be positive")
+    n = _need(raw, "num_classes", int, "input")
+    names = raw.get("class_names", [])
+    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+        raise IntegrityError("manifest: input.class_names must be a list of strings")
+    if min(c, h, w, n) < 1 or (names and len(names) != n):
+        raise IntegrityError("manifest: input sizes or class names are inconsistent")
+    return InputSpec(layout, c, h, w, tuple(map(float, mean)), tuple(map(float, std)), n, tuple(names))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    method: str
+    rule: str
+    threshold: Decimal
+    input: InputSpec
+    tensors: dict
+    raw: dict
+
+    @property
+    def threshold_float(self) -> float:
+        return float(self.threshold)
+
+
+def parse(raw: object) -> Manifest:
+    """Validate a manifest that has already passed signature verification."""
+    if not isinstance(raw, dict):
+        raise IntegrityError("manifest is not a JSON object")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IntegrityError(f"unknown bundle format version {version!r} (this gfaudit reads {FORMAT_VERSION})")
+    method = _need(raw, "method", str, "manifest")
+    scoring = _need(raw, "scoring", dict, "manifest")
+    rule = _need(scoring, "rule", str, "scoring")
+    if rule not in SCORING_RULES:
+        raise IntegrityError(f"manifest: unknown scoring rule {rule!r}")
+    thr = _need(scoring, "threshold", str, "scoring")
+    if not _DECIMAL.match(thr):
+        raise IntegrityError("manifest: scoring.threshold is not a decimal string")
+    try:
+        threshold = Decimal(thr)
+    except InvalidOperation:
+        raise IntegrityError("manifest: scoring.threshold is not a decimal string") from None
+    spec = parse_input_spec(_need(raw, "input", dict, "manifest"))
+    tensors = _need(raw, "tensors", dict, "manifest")
+    for name, dtype in REQUIRED_TENSORS.items():
+        entry = _need(tensors, name, dict, "tensors")
+        if entry.get("dtype") != dtype or not isinstance(entry.get("sha256"), str):
+            raise IntegrityError(f"manifest: tensors.{name} must be {dtype} with a sha256")
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+            raise IntegrityError(f"manifest: tensors.{name}.shape is not a list of integers")
+    return Manifest(method, rule, threshold, spec, tensors, raw)
+
+
+def statement(subject_name: str, subject_sha256: str, manifest: dict) -> dict:
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": subject_name, "digest": {"sha256": subject_sha256}}],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": manifest,
+    }
+
+
+def parse_statement(raw: object) -> tuple[str, dict]:
+    """Return (subject sha256, predicate) of a verified in-toto Statement."""
+    if not isinstance(raw, dict) or raw.get("_type") != STATEMENT_TYPE:
+        raise IntegrityError("signed payload is not an in-toto Statement v1")
+    if raw.get("predicateType") != PREDICATE_TYPE:
+        raise IntegrityError(f"signed payload is not a gfaudit bundle ({raw.get('predicateType')!r})")
+    subjects = raw.get("subject")
+    if not isinstance(subjects, list) or len(subjects) != 1 or not isinstance(subjects[0], dict):
+        raise IntegrityError("signed statement must name exactly one subject")
+    digest = subjects[0].get("digest")
+    sha = digest.get("sha256") if isinstance(digest, dict) else None
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise IntegrityError("signed statement has no sha256 subject digest")
+    return sha, raw.get("predicate")

@@ -1,0 +1,159 @@
+"""Run any ONNX classifier label-only through onnxruntime, adapting to what the model declares.
+
+Handles: the input name read from the session; a fixed batch dimension (inputs are chunked and the
+last chunk padded); NCHW or NHWC layout; float32, float16 or uint8 input (uint8 models get the raw
+pixels and must normalise inside, float models get ``(x/255 - mean)/std``); logits or
+probabilities as a [B, num_classes] output. Anything else raises SuspectError with one line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import GfauditError, SuspectError
+
+DEVICES = ("auto", "cpu", "cuda")
+_INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+
+
+class DeviceError(GfauditError):
+    """The requested execution device is not available (exit 4)."""
+
+    exit_code = 4
+
+
+def _ort():
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    return ort
+
+
+def cuda_driver_present() -> bool:
+    """True when the NVIDIA driver library can be loaded (so trying the CUDA provider makes sense)."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
+
+
+def providers_for(device: str) -> list[str]:
+    ort = _ort()
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda":
+        if not has_cuda:
+            raise DeviceError("--device cuda: this onnxruntime build has no CUDA provider (install onnxruntime-gpu)")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "auto" and has_cuda and cuda_driver_present():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    name: str
+    layout: str  # NCHW or NHWC
+    dtype: type
+    batch: int | None  # fixed batch size, or None when dynamic
+
+
+def _dim(value) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+class OnnxClassifier:
+    """One onnxruntime session over a classifier, labelling uint8 NCHW images."""
+
+    def __init__(self, path: str | os.PathLike, *, device: str = "auto", channels: int = 3,
+                 height: int = 32, width: int = 32, num_classes: int | None = None, threads: int = 0):
+        ort = _ort()
+        self.path = str(path)
+        self.num_classes = num_classes
+        if not os.path.isfile(self.path):
+            raise SuspectError(f"{self.path}: no such file")
+        providers = providers_for(device)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SuspectError(f"{self.path}: onnxruntime cannot load the model: {msg[:300]}") from None
+        active = self.session.get_providers()
+        if device == "cuda" and "CUDAExecutionProvider" not in active:
+            raise DeviceError("--device cuda: the CUDA provider failed to start (no GPU, driver or CUDA/cuDNN libraries)")
+        self.provider = active[0]
+        self.plan = self._plan(channels, height, width)
+
+    def _plan(self, c: int, h: int, w: int) -> InputPlan:
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise SuspectError(f"{self.path}: the model has {len(inputs)} inputs; gfaudit feeds exactly one image tensor")
+        inp = inputs[0]
+        if inp.type not in _INPUT_TYPES:
+            raise SuspectError(f"{self.path}: input type {inp.type} is not supported (float32, float16 or uint8)")
+        shape = list(inp.shape) if inp.shape is not None else []
+        if len(shape) != 4:
+            raise SuspectError(f"{self.path}: input {inp.name!r} has rank {len(shape)}; expected a 4-D image batch")
+        dims = [_dim(d) for d in shape]
+        fits = {
+            "NCHW": all(d is None or d == want for d, want in zip(dims[1:], (c, h, w))),
+            "NHWC": all(d is None or d == want for d, want in zip(dims[1:], (h, w, c))),
+        }
+        # A declared channel axis decides; with both axes symbolic, NCHW (the torch export default).
+        layout = "NHWC" if dims[3] == c and dims[1] != c else "NCHW"
+        if not fits[layout]:
+            raise SuspectError(f"{self.path}: input shape {shape} fits neither [N,{c},{h},{w}] nor [N,{h},{w},{c}]")
+        outputs = self.session.get_outputs()
+        if not outputs:
+            raise SuspectError(f"{self.path}: the model has no output")
+        return InputPlan(inp.name, layout, _INPUT_TYPES[inp.type], dims[0])
+
+    def _prepare(self, x_uint8: np.ndarray, mean, std) -> np.ndarray:
+        if self.plan.dtype is np.uint8:
+            arr = x_uint8
+        else:
+            m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+            s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+            arr = ((x_uint8.astype(np.float32) / 255.0) - m) / s
+        if self.plan.layout == "NHWC":
+            arr = arr.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(arr.astype(self.plan.dtype, copy=False))
+
+    def logits(self, x_uint8: np.ndarray, mean, std, batch_size: int = 256) -> np.ndarray:
+        """The first output for uint8 NCHW images, as float32 [K, num_classes]."""
+        arr = self._prepare(x_uint8, mean, std)
+        n = arr.shape[0]
+        step = self.plan.batch or batch_size
+        outs = []
+        for start in range(0, n, step):
+            chunk = arr[start:start + step]
+            real = chunk.shape[0]
+            if self.plan.batch and real < step:
+                pad = np.repeat(chunk[-1:], step - real, axis=0)
+                chunk = np.concatenate([chunk, pad])
+            try:
+                out = self.session.run(None, {self.plan.name: chunk})[0]
+            except Exception as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise SuspectError(f"{self.path}: inference failed: {msg[:300]}") from None
+            out = np.asarray(out)
+            if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
+                raise SuspectError(f"{self.path}: output shape {list(out.shape)} is not [batch, classes]")
+            if self.num_classes is not None and out.shape[1] != self.num_classes:
+                raise SuspectError(f"{self.path}: the model has {out.shape[1]} classes; the bundle has {self.num_classes}")
+            outs.append(out[:real].astype(np.float32))
+        return np.concatenate(outs)
+
+    def labels(self, x_uint8: np.ndarray, mean, std) -> np.ndarray:
+        return self.logits(x_uint8, mean, std).argmax(axis=1).astype(np.int64)

@@ -1,0 +1,51 @@
+"""Scoring rules: turn a suspect's labels on (x, x') into a score. The ARD formula lives here.
+
+GanFinger (paper eqs. 7-9), with y = f_v(x) and y' = f_v(x') stored in the bundle:
+    P_ori  = mean_i [ f_p(x_i) != y_i ]
+    P_conf = mean_i [ y'_i != y_i ] * [ f_p(x'_i) == y'_i ]
+    ARD    = P_conf - P_ori
+Baselines (IPGuard, ConferAE, MetaFinger, DeepFool) use the label matching rate on x'.
+A suspect is judged derived when its score >= the signed threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Score:
+    score: float
+    p_ori: float
+    p_conf: float
+    match_rate: float
+
+
+def _rates(y, y_prime, pred_x, pred_xp) -> tuple[float, float, float]:
+    y, y_prime, pred_x, pred_xp = (np.asarray(a) for a in (y, y_prime, pred_x, pred_xp))
+    if not (y.shape == y_prime.shape == pred_x.shape == pred_xp.shape) or y.ndim != 1 or y.size == 0:
+        raise ValueError("labels must be four 1-D arrays of one non-zero length")
+    p_ori = float(np.mean(pred_x != y))
+    p_conf = float(np.mean((y_prime != y) & (pred_xp == y_prime)))
+    match = float(np.mean(pred_xp == y_prime))
+    return p_ori, p_conf, match
+
+
+def ard(y, y_prime, pred_x, pred_xp) -> Score:
+    p_ori, p_conf, match = _rates(y, y_prime, pred_x, pred_xp)
+    return Score(p_conf - p_ori, p_ori, p_conf, match)
+
+
+def label_match(y, y_prime, pred_x, pred_xp) -> Score:
+    p_ori, p_conf, match = _rates(y, y_prime, pred_x, pred_xp)
+    return Score(match, p_ori, p_conf, match)
+
+
+RULES: dict[str, Callable[..., Score]] = {"ard": ard, "label_match": label_match}
+
+
+def score(rule: str, y, y_prime, pred_x, pred_xp) -> Score:
+    return RULES[rule](y, y_prime, pred_x, pred_xp)
