@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -79,6 +80,8 @@ def cli_errors(fn):
             err("error: out of memory")
             raise typer.Exit(4) from None
         except Exception as exc:  # the last guard: a one-line report, exit 4
+            if os.environ.get("GFAUDIT_DEBUG"):
+                raise
             err(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             raise typer.Exit(4) from None
 

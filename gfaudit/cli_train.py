@@ -1,5 +1,79 @@
-"""Commands that need the trainer (torch): registered on the main app, imported lazily when run."""
+"""Commands that need the trainer (torch). Declared here so ``--help`` works without torch; the
+trainer is imported only when one of them runs."""
 
 from __future__ import annotations
 
-from .cli import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import Device, Normalization, app, cli_errors, err, library_app
+from .errors import GfauditError, UsageError
+
+
+class TrainerMissing(GfauditError):
+    exit_code = 4
+
+
+def trainer(module: str):
+    """Import ``gfaudit_trainer.<module>`` or explain how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"gfaudit_trainer.{module}")
+    except ImportError as exc:
+        if "torch" in str(exc) or "gfaudit_trainer" in str(exc) or "torchvision" in str(exc):
+            raise TrainerMissing(f"this command needs the trainer: pip install 'gfaudit[train]' ({exc})") from None
+        raise
+
+
+PRESET_HELP = "tiny (seconds, tests), cpu (~45 min on 2 cores, cached), paper (the paper's scale, GPU)."
+
+
+@app.command()
+@cli_errors
+def train(
+    victim: Path = typer.Option(..., "--victim", help="Victim: state_dict (.pt/.safetensors, needs --arch), torch.export .pt2, or TorchScript."),
+    key: Path = typer.Option(..., "--key", help="Owner's private key that signs the bundle."),
+    out: Path = typer.Option(..., "-o", "--out", help="Bundle to write (NAME.safetensors, .sig and a .png picture beside it)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a state_dict victim, e.g. resnet20."),
+    normalization: Normalization = typer.Option(Normalization.imagenet, help="Mean/std the victim expects on [0,1] pixels."),
+    data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder tree (train/, test/) or torchvision CIFAR-10 folder; absent: download CIFAR-10."),
+    preset: str = typer.Option("cpu", "--preset", help=PRESET_HELP),
+    device: Device = typer.Option(Device.auto, help="auto (CUDA when torch sees it), cpu or cuda."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache for decoded data and pool models (default $GFAUDIT_CACHE or ~/.cache/gfaudit)."),
+    seed: int = typer.Option(0, help="Seed for the data split, pools and GAN."),
+    k: Optional[int] = typer.Option(None, "-k", help="Number of fingerprint pairs (preset default 100)."),
+    eta: Optional[float] = typer.Option(None, help="Weight of L_ADV (paper default 1)."),
+    alpha: Optional[float] = typer.Option(None, help="Weight of L_GAN (paper default 5)."),
+    beta: Optional[float] = typer.Option(None, help="Weight of L_hinge (paper default 5)."),
+    gamma: Optional[float] = typer.Option(None, help="Weight of L_conf (paper default 10)."),
+    eps: Optional[float] = typer.Option(None, help="L-inf bound of the perturbation in [0,1] pixels (default 0.05)."),
+):
+    """Build the pools and the GanFinger GAN, select K pairs, calibrate, and write a signed bundle."""
+    pipeline = trainer("pipeline")
+    presets = trainer("presets")
+    if preset not in presets.PRESETS:
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(presets.PRESETS)}")
+    overrides = {"k": k, "eta": eta, "alpha": alpha, "beta": beta, "gamma": gamma, "eps": eps}
+    summary = pipeline.run(victim=str(victim), arch=arch, normalization=normalization.value,
+                           data=str(data) if data else None, preset_name=preset, device=device.value, key=str(key),
+                           out=str(out), cache=str(cache) if cache else None, seed=seed, overrides=overrides)
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command("export-onnx")
+@cli_errors
+def export_onnx(
+    model: Path = typer.Argument(..., help="Model: state_dict (.pt/.safetensors) with --arch, .pt2 or TorchScript."),
+    out: Path = typer.Option(..., "-o", "--out", help="ONNX file to write (single file, dynamic batch)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a state_dict, e.g. resnet20."),
+    num_classes: int = typer.Option(10, help="Number of classes."),
+):
+    """Export the bare model (no normalisation inside) to ONNX, parity-checked against torch."""
+    victim = trainer("victim")
+    export = trainer("export")
+    path = export.export(victim.load(model, arch, num_classes), out)
+    err(f"wrote {path} (parity with torch checked)")

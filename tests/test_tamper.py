@@ -1,0 +1,151 @@
+"""Tamper matrix: every altered byte region, wrong key, missing .sig, unknown version -> exit 3, nothing scored."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from gfaudit import bundle as bundle_io, keys
+
+
+def _regions(data: bytes) -> dict[str, int]:
+    """Offset of one byte inside each region of a safetensors file."""
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    regions = {"header_length": 3, "header_json": 8 + n // 2}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        regions[f"tensor_{name}"] = 8 + n + (start + end) // 2
+    return regions
+
+
+def _check(cli, bundle: Path, suspect: Path, pub: Path):
+    return cli("check", suspect, "--bundle", bundle, "--pubkey", pub, "--format", "json")
+
+
+def test_untampered_bundle_scores(cli, copy_bundle, victim_onnx, keypair):
+    result = _check(cli, copy_bundle(), victim_onnx, keypair[1])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["suspects"][0]["verdict"] == "derived"
+
+
+@pytest.mark.parametrize("region", ["header_length", "header_json", "tensor_x", "tensor_x_prime", "tensor_y", "tensor_y_prime"])
+def test_flipped_byte_in_safetensors(cli, copy_bundle, victim_onnx, keypair, region):
+    path = copy_bundle()
+    data = bytearray(path.read_bytes())
+    data[_regions(bytes(data))[region]] ^= 0x01
+    path.write_bytes(bytes(data))
+    result = _check(cli, path, victim_onnx, keypair[1])
+    assert result.exit_code == 3, result.output
+    assert result.stdout == ""  # nothing scored, no report
+    assert "sha256" in result.stderr
+
+
+def _edit_envelope(path: Path, edit) -> None:
+    sig = Path(str(path) + ".sig")
+    env = json.loads(sig.read_bytes())
+    edit(env)
+    sig.write_text(json.dumps(env))
+
+
+def _flip_b64(value: str, index: int) -> str:
+    raw = bytearray(base64.b64decode(value))
+    raw[index] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _alter_threshold(env):
+    stmt = json.loads(base64.b64decode(env["payload"]))
+    stmt["predicate"]["scoring"]["threshold"] = "0.99"
+    env["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+
+
+ENVELOPE_EDITS = {
+    "payload_byte": lambda env: env.update(payload=_flip_b64(env["payload"], 40)),
+    "payload_threshold": _alter_threshold,
+    "signature_byte": lambda env: env["signatures"][0].update(sig=_flip_b64(env["signatures"][0]["sig"], 10)),
+    "payload_type": lambda env: env.update(payloadType="application/json"),
+    "no_signatures": lambda env: env.update(signatures=[]),
+    "payload_not_base64": lambda env: env.update(payload="%%%" + env["payload"]),
+}
+
+
+@pytest.mark.parametrize("edit", list(ENVELOPE_EDITS))
+def test_tampered_envelope(cli, copy_bundle, victim_onnx, keypair, edit):
+    path = copy_bundle()
+    _edit_envelope(path, ENVELOPE_EDITS[edit])
+    result = _check(cli, path, victim_onnx, keypair[1])
+    assert result.exit_code == 3, result.output
+    assert result.stdout == ""
+
+
+def test_envelope_not_json(cli, copy_bundle, victim_onnx, keypair):
+    path = copy_bundle()
+    sig = Path(str(path) + ".sig")
+    sig.write_bytes(sig.read_bytes()[:-40])
+    result = _check(cli, path, victim_onnx, keypair[1])
+    assert result.exit_code == 3 and result.stdout == ""
+
+
+def test_keyid_is_not_trusted(cli, copy_bundle, victim_onnx, keypair):
+    """keyid is a label: changing it changes nothing, the signature is what counts."""
+    path = copy_bundle()
+    _edit_envelope(path, lambda env: env["signatures"][0].update(keyid="attacker"))
+    assert _check(cli, path, victim_onnx, keypair[1]).exit_code == 1
+
+
+def test_wrong_key(cli, copy_bundle, victim_onnx, other_keypair):
+    result = _check(cli, copy_bundle(), victim_onnx, other_keypair[1])
+    assert result.exit_code == 3 and result.stdout == ""
+    assert "does not verify" in result.stderr
+
+
+def test_missing_sig(cli, copy_bundle, victim_onnx, keypair):
+    path = copy_bundle()
+    Path(str(path) + ".sig").unlink()
+    result = _check(cli, path, victim_onnx, keypair[1])
+    assert result.exit_code == 3 and result.stdout == ""
+    assert ".sig" in result.stderr
+
+
+def test_missing_bundle(cli, tmp_path, victim_onnx, keypair):
+    assert _check(cli, tmp_path / "absent.safetensors", victim_onnx, keypair[1]).exit_code == 3
+
+
+def _resign(path: Path, key_path: Path, edit) -> None:
+    """Sign an edited manifest with the right key: the signature is valid, the content is not acceptable."""
+    data = path.read_bytes()
+    stmt = json.loads(base64.b64decode(json.loads(Path(str(path) + ".sig").read_bytes())["payload"]))
+    manifest = stmt["predicate"]
+    edit(manifest)
+    bundle_io.write_signed(path, data, manifest, keys.load_private(key_path))
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda m: m.update(format_version=2), "format version"),
+    (lambda m: m["scoring"].update(threshold=0.5), "wrong type"),
+    (lambda m: m["scoring"].update(threshold="1e-9"), "decimal string"),
+    (lambda m: m["scoring"].update(rule="always_guilty"), "scoring rule"),
+    (lambda m: m["tensors"]["x"].update(shape=[1, 2, 3]), "does not match"),
+    (lambda m: m["input"].update(num_classes=2), "inconsistent"),
+    (lambda m: m["input"].update(num_classes=2, class_names=[]), "out of range"),
+])
+def test_signed_but_unacceptable_manifest(cli, copy_bundle, victim_onnx, keypair, edit, needle):
+    path = copy_bundle()
+    _resign(path, keypair[0], edit)
+    result = _check(cli, path, victim_onnx, keypair[1])
+    assert result.exit_code == 3, result.output
+    assert result.stdout == ""
+    assert needle in result.stderr
+
+
+def test_verify_reports_integrity(cli, copy_bundle, keypair, other_keypair):
+    path = copy_bundle()
+    assert cli("verify", path, "--pubkey", keypair[1]).exit_code == 0
+    assert cli("verify", path, "--pubkey", other_keypair[1]).exit_code == 3

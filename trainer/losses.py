@@ -1,0 +1,66 @@
+"""GanFinger's losses, paper equations (1)-(6), in one place.
+
+Logits in, scalars out. D outputs a logit; D(x) = sigmoid(logit).
+  (1) L_D     = E log D(x) + E log(1 - D(x'))        (D maximises it; we minimise its negative)
+  (2) L_GAN   = E log(1 - D(x'))                      (G minimises it)
+  (3) L_ADV   = E margin_t(f_v(x'))                   (targeted, C&W-style margin toward t; SPEC)
+  (4) L_hinge = E max(0, ||G(x)||_2 - c)
+  (5) L_conf  = 1/M sum KL(f_v(x') || f_p(x')) - 1/N sum KL(f_v(x') || f_n(x'))
+  (6) L       = eta L_ADV + alpha L_GAN + beta L_hinge + gamma L_conf
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """-(1): -log sigmoid(d_real) - log(1 - sigmoid(d_fake))."""
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def gan_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    """(2): log(1 - sigmoid(d_fake)) = -softplus(d_fake)."""
+    return (-F.softplus(d_fake)).mean()
+
+
+def adv_loss(victim_logits: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:
+    """(3): max(max_{j != t} z_j - z_t, -kappa); reaches -kappa once t leads by kappa."""
+    z_t = victim_logits.gather(1, target.view(-1, 1)).squeeze(1)
+    others = victim_logits.masked_fill(F.one_hot(target, victim_logits.shape[1]).bool(), float("-inf"))
+    return torch.clamp(others.max(1).values - z_t, min=-kappa).mean()
+
+
+def hinge_loss(delta: torch.Tensor, c: float) -> torch.Tensor:
+    """(4): soft bound on the per-image L2 norm of the perturbation."""
+    return F.relu(delta.flatten(1).norm(dim=1) - c).mean()
+
+
+def kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(p) || softmax(q)), averaged over the batch."""
+    logp, logq = F.log_softmax(p_logits, 1), F.log_softmax(q_logits, 1)
+    return (logp.exp() * (logp - logq)).sum(1).mean()
+
+
+def conf_loss(victim_logits: torch.Tensor, positive: list[torch.Tensor], negative: list[torch.Tensor]) -> torch.Tensor:
+    """(5): close to the positive (pirate stand-in) models, far from the negative (unrelated) ones."""
+    zero = victim_logits.new_zeros(())
+    l_p = torch.stack([kl(victim_logits, z) for z in positive]).mean() if positive else zero
+    l_n = torch.stack([kl(victim_logits, z) for z in negative]).mean() if negative else zero
+    return l_p - l_n
+
+
+@dataclass(frozen=True)
+class Weights:
+    eta: float = 1.0
+    alpha: float = 5.0
+    beta: float = 5.0
+    gamma: float = 10.0
+
+
+def generator_loss(terms: dict[str, torch.Tensor], w: Weights) -> torch.Tensor:
+    """(6): the weighted sum; a weight of 0 removes its term (the paper's ablation)."""
+    return w.eta * terms["adv"] + w.alpha * terms["gan"] + w.beta * terms["hinge"] + w.gamma * terms["conf"]

@@ -1,0 +1,94 @@
+"""Presets: one code path, three scales. A preset is data, not a branch in the pipeline.
+
+tiny   seconds on a CPU; for tests. Models are barely trained: only the plumbing is real.
+cpu    the largest run that is useful on 2 CPU cores (about 45 minutes), cached and resumable.
+paper  the paper's scale (20 training + 10 validation models per pool, 5 architectures, 60 epochs)
+       for a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr_g: float = 2e-3
+    lr_d: float = 2e-4
+    eps: float = 0.05  # L-inf bound: delta = eps * tanh(raw)
+    c: float = 2.0  # L2 hinge bound (pixel scale [0, 1]); eps*sqrt(3072) = 2.77 is the box's corner
+    kappa: float = 2.0  # C&W margin the targeted term asks for
+    eta: float = 1.0
+    alpha: float = 5.0
+    beta: float = 5.0
+    gamma: float = 10.0
+    width: int = 32
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """Architectures of the training and validation models of one pool, and how long each trains."""
+
+    train_archs: tuple[str, ...]
+    val_archs: tuple[str, ...]
+    epochs: int
+    lr: float = 0.05
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    train_per_class: int | None  # images per class read from the training split (None: all)
+    test_per_class: int | None
+    positive: PoolConfig
+    negative: PoolConfig
+    gan: GanConfig
+    seeds: int  # candidate images x the GAN trains on and the selection draws from
+    k: int = 100
+    pos_agree: float = 0.9  # share of positive validation models that must give the victim's x' label
+    x_agreement: bool = True  # every positive model must label x like the victim (keeps pirates' P_ori near 0)
+    batch_size: int = 128
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+_PAPER_ARCHS = ("resnet20", "resnet32", "vgg16", "vgg19", "densenet")
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        name="tiny", train_per_class=40, test_per_class=20,
+        positive=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1),
+        negative=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1),
+        gan=GanConfig(epochs=4, batch_size=32, width=8, lr_g=5e-3), seeds=64, k=10, pos_agree=0.0, x_agreement=False,
+        notes="plumbing only: models are barely trained",
+    ),
+    "cpu": Preset(
+        name="cpu", train_per_class=None, test_per_class=None,
+        positive=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5",), epochs=10),
+        negative=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5",), epochs=12),
+        gan=GanConfig(epochs=6, batch_size=64), seeds=1200, k=100,
+        notes="fewer, stronger models: VGG-11 at half width trains 3x faster than ResNet-20 on a CPU",
+    ),
+    "paper": Preset(
+        name="paper", train_per_class=None, test_per_class=None,
+        positive=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60),
+        negative=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60),
+        gan=GanConfig(epochs=60, batch_size=128), seeds=5000, k=100,
+        notes="the paper's scale, for a GPU",
+    ),
+}
+
+
+def get(name: str, **overrides) -> Preset:
+    """A preset by name, with GAN weights or other fields overridden (for the ablation)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    gan_fields = {k: v for k, v in overrides.items() if k in GanConfig.__dataclass_fields__ and v is not None}
+    rest = {k: v for k, v in overrides.items() if k not in gan_fields and v is not None}
+    return replace(preset, gan=replace(preset.gan, **gan_fields), **rest)

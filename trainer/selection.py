@@ -1,0 +1,90 @@
+"""Pick K fingerprint pairs on the validation pools and calibrate the decision threshold.
+
+A pair (x, x') is kept when the victim labels x correctly, every positive model labels x like the
+victim (so P_ori stays near 0 for pirates), the victim labels the 8-bit x' differently from x, and
+at least ``pos_agree`` of the positive validation models give x' the victim's label. Pairs are
+ranked by conferrability: agreement of positive models minus agreement of negative models on x'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gfaudit import scoring
+
+from .pools import Pools
+from .training import predict
+
+
+@dataclass
+class Selection:
+    index: torch.Tensor  # indices into the candidates, best first
+    x: torch.Tensor
+    x_prime: torch.Tensor
+    stats: dict
+
+
+def _agree(models, images, labels, device) -> torch.Tensor:
+    """[n_models, n_images] bool: model label == labels."""
+    if not models:
+        return torch.zeros(0, len(images), dtype=torch.bool)
+    return torch.stack([predict(m.model, images, device) == labels for m in models])
+
+
+def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
+           pos_agree: float, device, x_agreement: bool = True) -> Selection:
+    y = predict(victim, x, device)
+    y_prime = predict(victim, x_prime, device)
+    positives = pools.get("positive", "train") + pools.get("positive", "val")
+    negatives = pools.get("negative", "train") + pools.get("negative", "val")
+    ok = (y == true_labels) & (y_prime != y)
+    if positives and x_agreement:
+        ok &= _agree(positives, x, y, device).all(0)
+    pos_val = _agree(pools.get("positive", "val"), x_prime, y_prime, device)
+    if len(pos_val):
+        ok &= pos_val.float().mean(0) >= pos_agree
+    pos_all = _agree(positives, x_prime, y_prime, device).float()
+    neg_all = _agree(negatives, x_prime, y_prime, device).float()
+    score = (pos_all.mean(0) if len(pos_all) else torch.zeros(len(x))) - (neg_all.mean(0) if len(neg_all) else 0)
+    score = torch.where(ok, score, torch.full_like(score, -10.0))
+    order = torch.argsort(score, descending=True, stable=True)
+    chosen = order[: min(k, int(ok.sum()))]
+    stats = {
+        "candidates": len(x),
+        "victim_correct_and_flipped": int(((y == true_labels) & (y_prime != y)).sum()),
+        "eligible": int(ok.sum()),
+        "selected": len(chosen),
+        "mean_conferrability": round(float(score[chosen].mean()), 4) if len(chosen) else None,
+    }
+    return Selection(chosen, x[chosen], x_prime[chosen], stats)
+
+
+def model_scores(models, sel: Selection, victim, device) -> list[dict]:
+    """ARD, P_ori and P_conf of each model on the selected pairs (paper eqs. 7-9, gfaudit.scoring)."""
+    y = predict(victim, sel.x, device).numpy()
+    y_prime = predict(victim, sel.x_prime, device).numpy()
+    rows = []
+    for m in models:
+        s = scoring.ard(y, y_prime, predict(m.model, sel.x, device).numpy(), predict(m.model, sel.x_prime, device).numpy())
+        rows.append({**m.to_json(), "ard": round(s.score, 4), "p_ori": round(s.p_ori, 4), "p_conf": round(s.p_conf, 4)})
+    return rows
+
+
+def calibrate(pos_scores: list[float], neg_scores: list[float]) -> float:
+    """Threshold between the validation pools: the midpoint of the gap when they separate, else the
+    cut that maximises balanced accuracy (ties broken toward the higher, more cautious threshold).
+    Kept within [0.05, 0.95]: a threshold at or below 0 would call a model that ignores x' derived."""
+    if not pos_scores or not neg_scores:
+        return 0.5
+    lo, hi = max(neg_scores), min(pos_scores)
+    if hi > lo:
+        return min(0.95, max(0.05, round((lo + hi) / 2, 4)))
+    best, best_t = -1.0, 0.5
+    for t in sorted(set(pos_scores + neg_scores)):
+        tpr = sum(s >= t for s in pos_scores) / len(pos_scores)
+        tnr = sum(s < t for s in neg_scores) / len(neg_scores)
+        if (tpr + tnr) / 2 >= best:
+            best, best_t = (tpr + tnr) / 2, t
+    return min(0.95, max(0.05, round(best_t, 4)))
