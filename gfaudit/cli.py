@@ -358,9 +358,11 @@ def doctor(fmt: Format = typer.Option(Format.text, "--format", help="text or jso
 
 
 def main() -> None:
-    from . import cli_train  # noqa: F401  registers the trainer and evaluation commands
-
     app()
+
+
+# Registers train, export-onnx, library build and evaluate on ``app`` (they import torch only when run).
+from . import cli_train  # noqa: E402,F401
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+"""The tiny preset end to end (train -> bundle -> verify -> check), and resuming interrupted training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
+
+pytestmark = needs_torch()
+
+
+@needs_shared()
+def test_tiny_train_verify_check(cli, tmp_path, keypair):
+    out = tmp_path / "fp.safetensors"
+    r = cli("train", "--victim", SHARED_VICTIM, "--arch", "resnet20", "--data", SHARED_DATA, "--preset", "tiny",
+            "--device", "cpu", "--key", keypair[0], "-o", out, "--cache", tmp_path / "cache")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert out.is_file() and (tmp_path / "fp.safetensors.sig").is_file() and (tmp_path / "fp.png").is_file()
+    victim_onnx = summary["victim_onnx"]
+    v = cli("verify", out, "--pubkey", keypair[1], "--victim", victim_onnx, "--format", "json")
+    assert v.exit_code == 0, v.output
+    assert json.loads(v.stdout)["authenticity"]["ok"]
+    c = cli("check", victim_onnx, "--bundle", out, "--pubkey", keypair[1], "--format", "json")
+    assert c.exit_code == 1
+    entry = json.loads(c.stdout)["suspects"][0]
+    assert entry["verdict"] == "derived" and entry["ard"] == 1.0
+    manifest = json.loads(cli("inspect", out, "--pubkey", keypair[1], "--format", "json").stdout)["manifest"]
+    prov = manifest["provenance"]
+    assert prov["preset"]["name"] == "tiny" and len(prov["pools"]) == 4
+    assert {"pool_building", "fingerprint_generation"} <= set(prov["timings_s"])
+    assert len(prov["gan_history"]) == prov["preset"]["gan"]["epochs"]
+    assert all({"adv", "gan", "hinge", "conf", "d"} <= set(row) for row in prov["gan_history"])
+    assert manifest["perturbation"]["linf_max"] <= 0.05 + 1 / 255
+    # A second run reuses every cached pool model (no training, same pools).
+    r2 = cli("train", "--victim", SHARED_VICTIM, "--arch", "resnet20", "--data", SHARED_DATA, "--preset", "tiny",
+             "--device", "cpu", "--key", keypair[0], "-o", tmp_path / "fp2.safetensors", "--cache", tmp_path / "cache")
+    assert r2.exit_code == 0
+    assert "epoch 1/1" not in r2.stderr
+
+
+def test_train_fails_fast_on_bad_key_and_victim(cli, tmp_path, keypair):
+    r = cli("train", "--victim", tmp_path / "none.pt", "--arch", "resnet20", "--key", tmp_path / "none.key", "-o", tmp_path / "o.safetensors")
+    assert r.exit_code == 2 and "key file not found" in r.stderr
+    r = cli("train", "--victim", tmp_path / "none.pt", "--arch", "resnet20", "--key", keypair[0], "-o", tmp_path / "o.safetensors",
+            "--preset", "tiny")
+    assert r.exit_code == 2 and "victim not found" in r.stderr
+    r = cli("train", "--victim", tmp_path / "none.pt", "--key", keypair[0], "-o", tmp_path / "o.safetensors", "--preset", "huge")
+    assert r.exit_code == 2 and "unknown preset" in r.stderr
+
+
+def test_interrupted_training_resumes_from_last_epoch(tmp_path):
+    import torch
+
+    from gfaudit_trainer import zoo
+    from gfaudit_trainer.training import FitConfig, fit
+
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,))
+    cfg = FitConfig(epochs=3, batch_size=32, seed=1)
+    ckpt = tmp_path / "m.ckpt"
+    calls = {"n": 0}
+
+    def crash_in_epoch_3(model, xb, yb):
+        calls["n"] += 1
+        if calls["n"] == 5:  # two batches per epoch: the 5th batch is epoch 3's first
+            raise KeyboardInterrupt
+        return xb
+
+    torch.manual_seed(0)
+    model = zoo.Normalized(zoo.build("vgg11:width=0.25"), [0.5] * 3, [0.25] * 3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, images, labels, cfg, torch.device("cpu"), perturb=crash_in_epoch_3, checkpoint=ckpt)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    calls["n"] = 100
+    seen = []
+    fit(model, images, labels, cfg, torch.device("cpu"), perturb=lambda m, x, y: seen.append(1) or x, checkpoint=ckpt)
+    assert len(seen) == 2  # only epoch 3 ran again
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 3
+
+
+def test_cached_pool_model_is_not_retrained(tmp_path, monkeypatch):
+    import torch
+
+    from gfaudit_trainer import pools
+    from gfaudit_trainer.data import Split
+    from gfaudit_trainer.training import FitConfig
+
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (40,))
+    test = Split(images, labels, tuple(str(i) for i in range(10)))
+    args = ("vgg11:width=0.25", tmp_path / "m.safetensors", images, labels, FitConfig(epochs=1, batch_size=20), test,
+            labels, [0.5] * 3, [0.25] * 3, 10, torch.device("cpu"), "m")
+    model, meta = pools.train_or_load(*args)
+    monkeypatch.setattr(pools, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    again, meta2 = pools.train_or_load(*args)
+    assert meta2 == meta
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
