@@ -337,6 +337,43 @@ def check(
     raise typer.Exit(result.exit_code)
 
 
+class EvalFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+@cli_errors
+def evaluate(
+    library: Path = typer.Option(..., "--library", help="Folder with library.json, or the json itself."),
+    bundle: Path = typer.Option(..., "--bundle", help="Signed fingerprint bundle."),
+    pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY, or config)."),
+    fmt: EvalFormat = typer.Option(EvalFormat.text, "--format", help="text, json or markdown."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the report here (atomically)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw robustness/uniqueness curves to this PNG (needs matplotlib)."),
+    device: Device = typer.Option(Device.auto, help="auto, cpu or cuda."),
+):
+    """Score every model of a suspect library like `check` and report ARUC, ROC-AUC, TPR@FPR, per family."""
+    from . import evaluate as ev
+
+    b, _ = _load_verified(bundle, pubkey)
+    models = ev.load_library(library)
+    done = []
+
+    def progress(row):
+        done.append(row)
+        err(f"[{len(done)}/{len(models)}] {Path(row['path']).name}: score {row['score']}")
+
+    doc = ev.evaluate(b, models, device.value, progress=progress)
+    if plot is not None:
+        ev.plot(doc, plot)
+        err(f"wrote {plot}")
+    text = {"json": lambda d: json.dumps(d, indent=2) + "\n", "markdown": ev.to_markdown, "text": ev.to_text}[fmt.value](doc)
+    _emit(text, out)
+    raise typer.Exit(4 if doc["errors"] else 0)
+
+
 @app.command()
 @cli_errors
 def doctor(fmt: Format = typer.Option(Format.text, "--format", help="text or json.")):

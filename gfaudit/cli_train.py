@@ -77,3 +77,32 @@ def export_onnx(
     export = trainer("export")
     path = export.export(victim.load(model, arch, num_classes), out)
     err(f"wrote {path} (parity with torch checked)")
+
+
+@library_app.command("build")
+@cli_errors
+def library_build(
+    victim: Path = typer.Option(..., "--victim", help="Victim: state_dict (.pt/.safetensors, needs --arch), .pt2 or TorchScript."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for the suspects (.onnx) and library.json."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a state_dict victim, e.g. resnet20."),
+    normalization: Normalization = typer.Option(Normalization.imagenet, help="Mean/std the victim expects."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Same data as for train (the partition seed must match)."),
+    preset: str = typer.Option("cpu", "--preset", help="tiny, cpu or paper."),
+    device: Device = typer.Option(Device.auto, help="auto, cpu or cuda."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache for decoded data."),
+    seed: int = typer.Option(0, help="Partition seed: use the one train used, so D_a stays disjoint from the pools."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated recipe names to build."),
+):
+    """Build pirated and unrelated suspects (fine-tuning, pruning, extraction, adversarial training, filters)."""
+    library = trainer("library")
+    pipeline = trainer("pipeline")
+    presets = trainer("presets")
+    if preset not in library.SCALES:
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(library.SCALES)}")
+    ctx = pipeline.load_context(victim, arch, normalization.value, str(data) if data else None, presets.get(preset),
+                                device.value, cache, seed)
+    try:
+        doc = library.build(ctx, preset, out, only=[s.strip() for s in only.split(",")] if only else None)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    err(f"wrote {out / 'library.json'} with {len(doc['models'])} models")

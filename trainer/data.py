@@ -2,7 +2,8 @@
 
 Sources, in order: an ImageFolder tree (``train/``, ``test/`` with one folder per class), a
 torchvision CIFAR-10 folder (``cifar-10-batches-py``), or, with no path, torchvision's download of
-the real CIFAR-10. The defender/attacker halves D_v and D_p come from one seeded permutation.
+the real CIFAR-10. The defender's half D_v and the attacker's quarters D_p (pools) and D_a (library) come from one
+seeded permutation.
 """
 
 from __future__ import annotations
@@ -96,9 +97,15 @@ def load_split(data: str | os.PathLike | None, split: str, cache_dir: Path, per_
     return Split(torch.from_numpy(x), torch.from_numpy(y), classes)
 
 
-def halves(train: Split, seed: int) -> tuple[Split, Split]:
-    """(D_v, D_p): disjoint defender and attacker halves of the training split."""
+def partition(train: Split, seed: int) -> tuple[Split, Split, Split]:
+    """(D_v, D_p, D_a) from one seeded permutation of the training split.
+
+    D_v (half): the defender's data; negative pool models train on it.
+    D_p (a quarter): attacker data the positive pool's extraction students use.
+    D_a (a quarter): attacker data reserved for the evaluation library, so that no suspect shares a
+    training subset with a model that built the fingerprints.
+    """
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(train), generator=g)
-    mid = len(train) // 2
-    return train.subset(perm[:mid]), train.subset(perm[mid:])
+    half, three_q = len(train) // 2, (3 * len(train)) // 4
+    return train.subset(perm[:half]), train.subset(perm[half:three_q]), train.subset(perm[three_q:])

@@ -39,6 +39,7 @@ class Context:
     test: data_mod.Split
     d_v: data_mod.Split
     d_p: data_mod.Split
+    d_a: data_mod.Split
     device: torch.device
     cache: Path
     seed: int
@@ -64,16 +65,16 @@ def load_context(victim: str | Path, arch: str | None, normalization: str, data:
     model = zoo.Normalized(bare, mean, std).to(dev).eval()
     train = data_mod.load_split(data, "train", cache, preset.train_per_class)
     test = data_mod.load_split(data, "test", cache, preset.test_per_class)
-    d_v, d_p = data_mod.halves(train, seed)
+    d_v, d_p, d_a = data_mod.partition(train, seed)
     acc = accuracy(model, test.images, test.labels, dev)
     log(f"victim {Path(victim).name}: test accuracy {acc:.1%} on {len(test)} images; device {dev}")
     return Context(model, bare, Path(victim), file_sha256(victim), arch, mean, std, normalization, train, test,
-                   d_v, d_p, dev, cache, seed, acc)
+                   d_v, d_p, d_a, dev, cache, seed, acc)
 
 
 def pool_key(ctx: Context, preset: presets.Preset) -> str:
     ident = {"victim": ctx.victim_sha256, "arch": ctx.arch, "norm": ctx.normalization, "seed": ctx.seed,
-             "n_train": len(ctx.train), "n_test": len(ctx.test), "pos": asdict(preset.positive),
+             "n_train": len(ctx.train), "split": "v/p/a 50/25/25", "n_test": len(ctx.test), "pos": asdict(preset.positive),
              "neg": asdict(preset.negative), "batch": preset.batch_size}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -140,6 +141,7 @@ def run(*, victim: str, arch: str | None, normalization: str, data: str | None, 
         "victim_test_accuracy": round(ctx.victim_accuracy, 4),
         "data": {"source": str(data) if data else "torchvision CIFAR10 download", "train": len(ctx.train),
                  "test": len(ctx.test), "d_v": len(ctx.d_v), "d_p": len(ctx.d_p),
+                 "d_a_reserved_for_library": len(ctx.d_a),
                  "fingerprint_seeds": "test split, seeded draw"},
         "pools": pools.summary(),
         "validation_scores": {"positive": val_pos, "negative": val_neg},

@@ -1,0 +1,189 @@
+"""``gfaudit evaluate``: score a suspect library through the same code as ``check`` and summarise.
+
+library.json: ``{"models": [{"path": "...onnx", "label": "pirated"|"unrelated", "attack": "...",
+"arch": "...", "accuracy": 0.0}, ...]}``; paths are relative to the json's folder. Any file in this
+form works, including one written by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import metrics
+from .bundle import Bundle
+from .check import check_one
+from .errors import UsageError
+
+LABELS = ("pirated", "unrelated")
+FPRS = (0.0, 0.01)
+
+
+@dataclass(frozen=True)
+class LibraryModel:
+    path: Path
+    label: str
+    attack: str
+    arch: str | None
+    accuracy: float | None
+    family: str
+
+
+def load_library(path: str | Path) -> list[LibraryModel]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "library.json"
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: library.json not found") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    models = doc.get("models") if isinstance(doc, dict) else None
+    if not isinstance(models, list) or not models:
+        raise UsageError(f"{path}: expected {{\"models\": [...]}} with at least one model")
+    out = []
+    for i, m in enumerate(models):
+        if not isinstance(m, dict) or not isinstance(m.get("path"), str) or m.get("label") not in LABELS:
+            raise UsageError(f"{path}: models[{i}] needs a string path and a label of pirated or unrelated")
+        attack = str(m.get("attack") or m["label"])
+        out.append(LibraryModel((path.parent / m["path"]).resolve(), m["label"], attack, m.get("arch"),
+                                m.get("accuracy"), str(m.get("family") or attack)))
+    return out
+
+
+def evaluate(bundle: Bundle, library: list[LibraryModel], device: str = "auto", progress=None) -> dict:
+    """Per-model scores, per-family summary and the separation metrics."""
+    rows = []
+    provider = None
+    for lm in library:
+        result, prov = check_one(str(lm.path), bundle, device, None)
+        provider = provider or prov
+        rows.append({"path": str(lm.path), "label": lm.label, "attack": lm.attack, "family": lm.family, "arch": lm.arch,
+                     "accuracy": lm.accuracy, "score": result.score, "ard": result.ard, "p_ori": result.p_ori,
+                     "p_conf": result.p_conf, "verdict": result.verdict, "error": result.error})
+        if progress:
+            progress(rows[-1])
+    scored = [r for r in rows if r["score"] is not None]
+    pirated = [r["score"] for r in scored if r["label"] == "pirated"]
+    unrelated = [r["score"] for r in scored if r["label"] == "unrelated"]
+    threshold = bundle.manifest.threshold_float
+    doc = {
+        "schema_version": 1,
+        "bundle": bundle.summary(),
+        "runtime": {"provider": provider},
+        "models": rows,
+        "errors": sum(r["score"] is None for r in rows),
+        "families": _families(scored, threshold),
+        "signed_threshold": {
+            "value": threshold,
+            "pirated_flagged": sum(s >= threshold for s in pirated),
+            "pirated": len(pirated),
+            "unrelated_flagged": sum(s >= threshold for s in unrelated),
+            "unrelated": len(unrelated),
+        },
+    }
+    if pirated and unrelated:
+        tau, level = metrics.best_threshold(pirated, unrelated)
+        g, r, u = metrics.curves(pirated, unrelated)
+        doc.update(aruc=round(metrics.aruc(pirated, unrelated), 4), roc_auc=round(metrics.roc_auc(pirated, unrelated), 4),
+                   tpr_at_fpr={str(f): metrics.tpr_at_fpr(pirated, unrelated, f) for f in FPRS},
+                   best_threshold={"tau": tau, "min_robustness_uniqueness": level},
+                   curves={"tau": g[::10].round(3).tolist(), "robustness": r[::10].round(4).tolist(),
+                           "uniqueness": u[::10].round(4).tolist()})
+    else:
+        doc.update(aruc=None, roc_auc=None, tpr_at_fpr=None, best_threshold=None, curves=None)
+    return doc
+
+
+def _families(rows: list[dict], threshold: float) -> list[dict]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["label"], r["family"])].append(r)
+    out = []
+    for (label, family), members in sorted(groups.items()):
+        scores = [m["score"] for m in members]
+        out.append({"label": label, "family": family, "n": len(members),
+                    "mean_score": round(sum(scores) / len(scores), 4), "min_score": round(min(scores), 4),
+                    "max_score": round(max(scores), 4),
+                    "mean_p_ori": round(sum(m["p_ori"] for m in members) / len(members), 4),
+                    "mean_p_conf": round(sum(m["p_conf"] for m in members) / len(members), 4),
+                    "flagged": sum(s >= threshold for s in scores)})
+    return out
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def to_markdown(doc: dict) -> str:
+    b = doc["bundle"]
+    st = doc["signed_threshold"]
+    lines = [
+        f"Bundle `{Path(b['path']).name}` ({b['method']}, rule {b['rule']}, K={b['k']}, signed threshold {b['threshold']})",
+        "",
+        "| metric | value |", "|---|---|",
+        f"| ARUC | {_f(doc['aruc'])} |", f"| ROC-AUC | {_f(doc['roc_auc'])} |",
+    ]
+    for fpr, tpr in (doc["tpr_at_fpr"] or {}).items():
+        lines.append(f"| TPR at {float(fpr):.0%} FPR | {_f(tpr)} |")
+    if doc["best_threshold"]:
+        lines.append(f"| best threshold (max min(R,U)) | {doc['best_threshold']['tau']:.3f} |")
+    lines += [f"| pirated flagged at signed threshold | {st['pirated_flagged']}/{st['pirated']} |",
+              f"| unrelated flagged at signed threshold | {st['unrelated_flagged']}/{st['unrelated']} |",
+              "", "| label | family | n | mean score | min | max | mean P_ori | mean P_conf | flagged |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for f in doc["families"]:
+        lines.append(f"| {f['label']} | {f['family']} | {f['n']} | {f['mean_score']:.3f} | {f['min_score']:.3f} | "
+                     f"{f['max_score']:.3f} | {f['mean_p_ori']:.3f} | {f['mean_p_conf']:.3f} | {f['flagged']}/{f['n']} |")
+    lines += ["", "| model | label | attack | accuracy | score | P_ori | P_conf | verdict |", "|---|---|---|---|---|---|---|---|"]
+    for r in doc["models"]:
+        lines.append(f"| {Path(r['path']).name} | {r['label']} | {r['attack']} | {_f(r['accuracy'])} | {_f(r['score'])} | "
+                     f"{_f(r['p_ori'])} | {_f(r['p_conf'])} | {r['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_text(doc: dict) -> str:
+    import re
+
+    keep = [line for line in to_markdown(doc).splitlines() if not re.fullmatch(r"\|(-+\|)+", line)]
+    return "\n".join(keep) + "\n"
+
+
+def plot(doc: dict, out: str | Path, title: str | None = None) -> Path:
+    """Robustness and uniqueness curves with the ARUC area shaded (the paper's Figure 2)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install matplotlib (or gfaudit[train])") from None
+    import os
+    import tempfile
+
+    import numpy as np
+
+    if not doc.get("curves"):
+        raise UsageError("--plot needs at least one pirated and one unrelated model")
+    c = doc["curves"]
+    tau, r, u = (np.asarray(c[k]) for k in ("tau", "robustness", "uniqueness"))
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    ax.plot(tau, r, label="robustness R(τ)")
+    ax.plot(tau, u, label="uniqueness U(τ)")
+    ax.fill_between(tau, np.minimum(r, u), alpha=0.25, label=f"ARUC = {doc['aruc']:.3f}")
+    ax.axvline(doc["signed_threshold"]["value"], color="grey", ls="--", lw=1, label="signed threshold")
+    ax.set_xlabel("threshold τ")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or f"{doc['bundle']['method']}: robustness and uniqueness")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out.parent if str(out.parent) else ".")
+    os.close(fd)
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out

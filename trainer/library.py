@@ -1,0 +1,101 @@
+"""``gfaudit library build``: the suspect library for evaluation, as ONNX files plus library.json.
+
+Every suspect is trained on D_a, the quarter of the training split that no pool model saw, with
+seeds from a range the pools never use, so the library shares no model, seed or training subset
+with the models that built the fingerprints. Each finished suspect is recorded at once: a killed
+build resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import attacks, zoo
+from .attacks import Scale
+from .export import export
+from .progress import log
+from .training import accuracy
+
+LIBRARY_SEED_BASE = 1_000_000  # pools use seeds below 1009 * (seed + 1); see pools._seed
+
+
+@dataclass(frozen=True)
+class LibraryScale:
+    scale: Scale
+    recipes: tuple[str, ...] | None  # None: every recipe of the registry
+    registry_kwargs: dict
+
+
+_TINY_ARCH = "vgg11:width=0.25"
+SCALES: dict[str, LibraryScale] = {
+    "tiny": LibraryScale(Scale(1, 1, 1, data_fraction=0.5), ("copy", "prune-0.3", "ftll", "filter-blur",
+                         f"extract-label-{_TINY_ARCH}", f"unrelated-{_TINY_ARCH}-0", f"unrelated-{_TINY_ARCH}-1"),
+                         {"extract_archs": (_TINY_ARCH,), "unrelated_archs": (_TINY_ARCH, _TINY_ARCH), "adv_archs": (_TINY_ARCH,)}),
+    "cpu": LibraryScale(Scale(finetune_epochs=4, extract_epochs=10, adv_epochs=2), None,
+                        {"extract_archs": ("resnet20", "vgg11:width=0.5"),
+                         "unrelated_archs": ("resnet20", "vgg11:width=0.5", "vgg11:width=0.5", "resnet32"),
+                         "adv_archs": ("vgg11:width=0.5",)}),
+    "paper": LibraryScale(Scale(finetune_epochs=10, extract_epochs=60, adv_epochs=2), None,
+                          {"extract_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet"),
+                           "unrelated_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet") * 5,
+                           "adv_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet")}),
+}
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None) -> dict:
+    """Build (or resume) the library; returns the library.json document."""
+    lib = SCALES[preset]
+    recipes = attacks.registry(**lib.registry_kwargs)
+    names = list(lib.recipes or recipes)
+    if only:
+        unknown = [n for n in only if n not in recipes]
+        if unknown:
+            raise KeyError(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(recipes)}")
+        names = [n for n in names if n in only]
+    out = Path(out_dir)
+    parts = out / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "models": [],
+        "victim_sha256": ctx.victim_sha256,
+        "preset": preset,
+        "scale": lib.scale.__dict__,
+        "independence": {
+            "shares_no_model_with_pools": True,
+            "training_data": f"D_a: {len(ctx.d_a)} images, the quarter of the training split disjoint from D_v and D_p (pools)",
+            "seeds": f"{LIBRARY_SEED_BASE}+i (pools use seeds < {LIBRARY_SEED_BASE})",
+            "partition_seed": ctx.seed,
+        },
+    }
+    for i, name in enumerate(names):
+        recipe = recipes[name]
+        meta_path = parts / f"{name.replace(':', '_')}.json"
+        onnx_path = out / f"{name.replace(':', '_').replace('=', '').replace(',', '_')}.onnx"
+        if meta_path.is_file() and onnx_path.is_file():
+            doc["models"].append(json.loads(meta_path.read_text()))
+            continue
+        seed = LIBRARY_SEED_BASE + i
+        log(f"library [{i + 1}/{len(names)}] {name}")
+        start = time.perf_counter()
+        bare = recipe.run(ctx, lib.scale, seed).cpu().eval()
+        acc = accuracy(zoo.Normalized(bare, ctx.mean, ctx.std).to(ctx.device), ctx.test.images, ctx.test.labels, ctx.device)
+        export(bare, onnx_path)
+        entry = {"path": onnx_path.name, "label": recipe.label, "attack": recipe.name, "family": recipe.family,
+                 "arch": recipe.arch or ctx.arch, "accuracy": round(acc, 4), "seed": seed, "hyper": recipe.hyper,
+                 "seconds": round(time.perf_counter() - start, 1)}
+        _write_json(meta_path, entry)
+        doc["models"].append(entry)
+        _write_json(out / "library.json", doc)
+        log(f"library {name}: accuracy {acc:.1%} ({entry['seconds']} s)")
+    _write_json(out / "library.json", doc)
+    return doc
