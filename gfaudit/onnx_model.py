@@ -42,6 +42,16 @@ def cuda_driver_present() -> bool:
         return False
 
 
+def _preload_cuda_libraries(ort) -> None:
+    """Let pip-installed CUDA/cuDNN wheels (onnxruntime-gpu[cuda,cudnn]) be found; harmless when absent."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # missing wheels: the provider check below reports it
+            pass
+
+
 def providers_for(device: str) -> list[str]:
     ort = _ort()
     if device not in DEVICES:
@@ -51,8 +61,10 @@ def providers_for(device: str) -> list[str]:
     if device == "cuda":
         if not has_cuda:
             raise DeviceError("--device cuda: this onnxruntime build has no CUDA provider (install onnxruntime-gpu)")
+        _preload_cuda_libraries(ort)
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "auto" and has_cuda and cuda_driver_present():
+        _preload_cuda_libraries(ort)
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
