@@ -51,6 +51,7 @@ def train(
     beta: Optional[float] = typer.Option(None, help="Weight of L_hinge (paper default 5)."),
     gamma: Optional[float] = typer.Option(None, help="Weight of L_conf (paper default 10)."),
     eps: Optional[float] = typer.Option(None, help="L-inf bound of the perturbation in [0,1] pixels (default 0.05)."),
+    method: str = typer.Option("ganfinger", help="ganfinger, or a baseline from the same pools: ipguard, conferae, metafinger, deepfool."),
 ):
     """Build the pools and the GanFinger GAN, select K pairs, calibrate, and write a signed bundle."""
     pipeline = trainer("pipeline")
@@ -60,7 +61,8 @@ def train(
     overrides = {"k": k, "eta": eta, "alpha": alpha, "beta": beta, "gamma": gamma, "eps": eps}
     summary = pipeline.run(victim=str(victim), arch=arch, normalization=normalization.value,
                            data=str(data) if data else None, preset_name=preset, device=device.value, key=str(key),
-                           out=str(out), cache=str(cache) if cache else None, seed=seed, overrides=overrides)
+                           out=str(out), cache=str(cache) if cache else None, seed=seed, overrides=overrides,
+                           method=method)
     typer.echo(json.dumps(summary, indent=2))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from gfaudit import create as bundle_create
+from gfaudit.errors import GfauditError, UsageError
 from gfaudit.keys import load_private
 from gfaudit.normalization import resolve as resolve_norm
 from gfaudit.provenance import file_sha256, versions
@@ -50,6 +51,10 @@ class Context:
         return len(self.train.classes)
 
 
+class NoFingerprints(GfauditError):
+    """No pair passed selection (exit 4)."""
+
+
 def default_cache() -> Path:
     import os
 
@@ -83,78 +88,116 @@ def runner_up(logits: torch.Tensor) -> torch.Tensor:
     return logits.topk(2, dim=1).indices[:, 1]
 
 
-def run(*, victim: str, arch: str | None, normalization: str, data: str | None, preset_name: str, device: str,
-        key: str, out: str, cache: str | None = None, seed: int = 0, overrides: dict | None = None) -> dict:
-    """Build the fingerprints and write the signed bundle; returns the provenance it signed."""
-    signing_key = load_private(key)  # fail before hours of training, not after
-    preset = presets.get(preset_name, **(overrides or {}))
-    started = time.perf_counter()
-    ctx = load_context(victim, arch, normalization, data, preset, device, Path(cache) if cache else None, seed)
+def build_pools(ctx: Context, preset: presets.Preset) -> tuple[pools_mod.Pools, Path, float]:
+    """Pools (cached per victim, data, pool config and seed), their folder and the seconds spent."""
     run_dir = ctx.cache / "pools" / pool_key(ctx, preset)
     log(f"pools cached in {run_dir}")
-
     t0 = time.perf_counter()
     pools = pools_mod.build(ctx.victim, ctx.d_v, ctx.d_p, ctx.test, preset, run_dir, ctx.device, ctx.mean, ctx.std,
-                            ctx.num_classes, seed)
-    pool_seconds = time.perf_counter() - t0
+                            ctx.num_classes, ctx.seed)
     weak = [m for m in pools.get("negative", "train") + pools.get("negative", "val")
             if m.accuracy < ctx.victim_accuracy - 0.10]
     if weak:
         log(f"warning: {len(weak)} negative model(s) are >10 points weaker than the victim; "
             "fingerprints may transfer to strong unrelated models (SPEC: measured pitfalls)")
+    return pools, run_dir, time.perf_counter() - t0
 
+
+def seed_images(ctx: Context, preset: presets.Preset) -> data_mod.Split:
+    """The candidate x: a seeded draw from the test split (no pool model trained on them)."""
+    g = torch.Generator().manual_seed(ctx.seed + 7)
+    return ctx.test.subset(torch.randperm(len(ctx.test), generator=g)[: preset.seeds])
+
+
+def victim_onnx(ctx: Context, run_dir: Path) -> Path:
+    path = run_dir / "victim.onnx"
+    if not path.is_file():
+        export(ctx.bare, path)
+    return path
+
+
+def base_provenance(ctx: Context, preset: presets.Preset, pools: pools_mod.Pools, pool_seconds: float) -> dict:
+    return {
+        "preset": preset.to_json(),
+        "seed": ctx.seed,
+        "device": str(ctx.device),
+        "victim_arch": ctx.arch,
+        "victim_source_sha256": ctx.victim_sha256,
+        "victim_test_accuracy": round(ctx.victim_accuracy, 4),
+        "data": {"train": len(ctx.train), "test": len(ctx.test), "d_v": len(ctx.d_v), "d_p": len(ctx.d_p),
+                 "d_a_reserved_for_library": len(ctx.d_a), "fingerprint_seeds": "test split, seeded draw"},
+        "pools": pools.summary(),
+        "timings_s": {"pool_building": round(pool_seconds, 1)},
+        "training_versions": versions("torch", "torchvision"),
+    }
+
+
+def write_bundle(ctx: Context, run_dir: Path, sel: selection.Selection, *, method: str, rule: str, threshold: float,
+                 provenance: dict, key, out: Path) -> bundle_create.Created:
+    """Sign the selected pairs through the auditor's bundle code, labelled by the victim's ONNX."""
+    created = bundle_create.create(out, x=sel.x.numpy(), x_prime=sel.x_prime.numpy(), victim_onnx=victim_onnx(ctx, run_dir),
+                                   mean=ctx.mean, std=ctx.std, key=key, method=method, rule=rule, threshold=threshold,
+                                   class_names=list(ctx.train.classes), provenance=provenance)
+    save_grid(sel.x, sel.x_prime, out.with_suffix(".png"))
+    return created
+
+
+def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> tuple[selection.Selection, float, dict]:
+    """Train the GAN on the seeds, select K pairs and calibrate: (selection, threshold, provenance part)."""
     t1 = time.perf_counter()
-    g = torch.Generator().manual_seed(seed + 7)
-    seeds_idx = torch.randperm(len(ctx.test), generator=g)[: preset.seeds]
-    seeds = ctx.test.subset(seeds_idx)
+    seeds = seed_images(ctx, preset)
     with torch.no_grad():
         logits = torch.cat([ctx.victim(seeds.images[i:i + 500].to(ctx.device).float() / 255).cpu()
                             for i in range(0, len(seeds), 500)])
-    targets = runner_up(logits)
     trained = gan.train(ctx.victim, [m.model for m in pools.get("positive", "train")],
-                        [m.model for m in pools.get("negative", "train")], seeds.images, targets, preset.gan,
-                        ctx.device, seed)
+                        [m.model for m in pools.get("negative", "train")], seeds.images, runner_up(logits), preset.gan,
+                        ctx.device, ctx.seed)
     x_prime = gan.generate(trained.generator, seeds.images, ctx.device)
     sel = selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, ctx.device,
                            preset.x_agreement)
     if sel.stats["selected"] == 0:
-        raise RuntimeError("no fingerprint pair passed selection; train longer or raise eps")
+        raise NoFingerprints("no fingerprint pair passed selection; train longer or raise --eps")
     if sel.stats["selected"] < preset.k:
         log(f"warning: only {sel.stats['selected']} of K={preset.k} pairs passed selection")
     val_pos = selection.model_scores(pools.get("positive", "val"), sel, ctx.victim, ctx.device)
     val_neg = selection.model_scores(pools.get("negative", "val"), sel, ctx.victim, ctx.device)
-    threshold = selection.calibrate([r["ard"] for r in val_pos], [r["ard"] for r in val_neg])
-    gen_seconds = time.perf_counter() - t1
+    threshold = selection.calibrate([r["score"] for r in val_pos], [r["score"] for r in val_neg])
     log(f"selected {sel.stats['selected']} pairs; validation ARD positive {[r['ard'] for r in val_pos]} "
         f"negative {[r['ard'] for r in val_neg]}; threshold {threshold}")
+    part = {"validation_scores": {"positive": val_pos, "negative": val_neg}, "selection": sel.stats,
+            "gan_history": trained.history,
+            "timings_s": {"fingerprint_generation": round(time.perf_counter() - t1, 1), "gan_training": round(trained.seconds, 1)}}
+    return sel, threshold, part
 
+
+def run(*, victim: str, arch: str | None, normalization: str, data: str | None, preset_name: str, device: str,
+        key: str, out: str, cache: str | None = None, seed: int = 0, overrides: dict | None = None,
+        method: str = "ganfinger") -> dict:
+    """Build the fingerprints and write the signed bundle; returns a summary of what was signed.
+    ``method`` other than ganfinger makes a baseline's bundle from the same pools and seeds."""
+    from . import baselines
+
+    if method != "ganfinger" and method not in baselines.BASELINES:
+        raise UsageError(f"unknown method {method!r}; choose ganfinger or {', '.join(baselines.BASELINES)}")
+    signing_key = load_private(key)  # fail before hours of training, not after
+    preset = presets.get(preset_name, **(overrides or {}))
+    started = time.perf_counter()
+    ctx = load_context(victim, arch, normalization, data, preset, device, Path(cache) if cache else None, seed)
+    pools, run_dir, pool_seconds = build_pools(ctx, preset)
+    if method == "ganfinger":
+        sel, threshold, part = ganfinger(ctx, pools, preset)
+    else:
+        sel, threshold, part = baselines.fingerprint(ctx, pools, preset, method)
+    provenance = base_provenance(ctx, preset, pools, pool_seconds)
+    provenance["tool"] = "gfaudit train"
+    provenance["data"]["source"] = str(data) if data else "torchvision CIFAR10 download"
+    timings = {**provenance["timings_s"], **part.pop("timings_s")}
+    provenance.update(part)
+    provenance["timings_s"] = {**timings, "total": round(time.perf_counter() - started, 1)}
     out_path = Path(out)
-    victim_onnx = run_dir / "victim.onnx"
-    export(ctx.bare, victim_onnx)
-    provenance = {
-        "tool": "gfaudit train",
-        "preset": preset.to_json(),
-        "seed": seed,
-        "device": str(ctx.device),
-        "victim_arch": arch,
-        "victim_source_sha256": ctx.victim_sha256,
-        "victim_test_accuracy": round(ctx.victim_accuracy, 4),
-        "data": {"source": str(data) if data else "torchvision CIFAR10 download", "train": len(ctx.train),
-                 "test": len(ctx.test), "d_v": len(ctx.d_v), "d_p": len(ctx.d_p),
-                 "d_a_reserved_for_library": len(ctx.d_a),
-                 "fingerprint_seeds": "test split, seeded draw"},
-        "pools": pools.summary(),
-        "validation_scores": {"positive": val_pos, "negative": val_neg},
-        "selection": sel.stats,
-        "gan_history": trained.history,
-        "timings_s": {"pool_building": round(pool_seconds, 1), "fingerprint_generation": round(gen_seconds, 1),
-                      "gan_training": round(trained.seconds, 1), "total": round(time.perf_counter() - started, 1)},
-        "training_versions": versions("torch", "torchvision"),
-    }
-    created = bundle_create.create(out_path, x=sel.x.numpy(), x_prime=sel.x_prime.numpy(), victim_onnx=victim_onnx,
-                                   mean=ctx.mean, std=ctx.std, key=signing_key, method="ganfinger", rule="ard",
-                                   threshold=threshold, class_names=list(ctx.train.classes), provenance=provenance)
-    figure = save_grid(sel.x, sel.x_prime, out_path.with_suffix(".png"))
-    log(f"wrote {created.path} ({created.kept} pairs, threshold {threshold}) and {figure}")
-    return {"bundle": str(created.path), "figure": str(figure), "victim_onnx": str(victim_onnx),
+    created = write_bundle(ctx, run_dir, sel, method=method, rule="ard" if method == "ganfinger" else "label_match",
+                           threshold=threshold,
+                           provenance=provenance, key=signing_key, out=out_path)
+    log(f"wrote {created.path} ({created.kept} pairs, threshold {threshold}) and {out_path.with_suffix('.png')}")
+    return {"bundle": str(created.path), "figure": str(out_path.with_suffix(".png")), "victim_onnx": str(run_dir / "victim.onnx"),
             "threshold": threshold, "kept": created.kept, **provenance["timings_s"]}

@@ -47,6 +47,8 @@ class Preset:
     gan: GanConfig
     seeds: int  # candidate images x the GAN trains on and the selection draws from
     k: int = 100
+    baseline_seeds: int = 400  # the baselines optimise each pair from scratch: they get the first N seeds
+    baseline_effort: float = 1.0  # share of each baseline's default iterations (below 1 only for tests)
     pos_agree: float = 0.9  # share of positive validation models that must give the victim's x' label
     x_agreement: bool = True  # every positive model must label x like the victim (keeps pirates' P_ori near 0)
     batch_size: int = 128
@@ -64,7 +66,8 @@ PRESETS: dict[str, Preset] = {
         name="tiny", train_per_class=40, test_per_class=20,
         positive=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1),
         negative=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1),
-        gan=GanConfig(epochs=4, batch_size=32, width=8, lr_g=5e-3), seeds=64, k=10, pos_agree=0.0, x_agreement=False,
+        gan=GanConfig(epochs=4, batch_size=32, width=8, lr_g=5e-3), seeds=64, k=10, pos_agree=0.0, x_agreement=False, baseline_seeds=24,
+        baseline_effort=0.2,
         notes="plumbing only: models are barely trained",
     ),
     "cpu": Preset(

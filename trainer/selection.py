@@ -61,14 +61,26 @@ def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_la
     return Selection(chosen, x[chosen], x_prime[chosen], stats)
 
 
-def model_scores(models, sel: Selection, victim, device) -> list[dict]:
-    """ARD, P_ori and P_conf of each model on the selected pairs (paper eqs. 7-9, gfaudit.scoring)."""
+def select_ranked(victim, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, rank: torch.Tensor, k: int,
+                  device) -> Selection:
+    """For baselines: pairs the victim gets right on x and labels differently on x', best ``rank`` first."""
+    y = predict(victim, x, device)
+    ok = (y == true_labels) & (predict(victim, x_prime, device) != y)
+    score = torch.where(ok, rank.float(), torch.full_like(rank.float(), float("-inf")))
+    chosen = torch.argsort(score, descending=True, stable=True)[: min(k, int(ok.sum()))]
+    stats = {"candidates": len(x), "eligible": int(ok.sum()), "selected": len(chosen)}
+    return Selection(chosen, x[chosen], x_prime[chosen], stats)
+
+
+def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> list[dict]:
+    """Score, P_ori and P_conf of each model on the selected pairs (gfaudit.scoring: ARD, eqs. 7-9)."""
     y = predict(victim, sel.x, device).numpy()
     y_prime = predict(victim, sel.x_prime, device).numpy()
     rows = []
     for m in models:
-        s = scoring.ard(y, y_prime, predict(m.model, sel.x, device).numpy(), predict(m.model, sel.x_prime, device).numpy())
-        rows.append({**m.to_json(), "ard": round(s.score, 4), "p_ori": round(s.p_ori, 4), "p_conf": round(s.p_conf, 4)})
+        s = scoring.score(rule, y, y_prime, predict(m.model, sel.x, device).numpy(), predict(m.model, sel.x_prime, device).numpy())
+        rows.append({**m.to_json(), "score": round(s.score, 4), "ard": round(s.p_conf - s.p_ori, 4),
+                     "p_ori": round(s.p_ori, 4), "p_conf": round(s.p_conf, 4)})
     return rows
 
 

@@ -1,0 +1,33 @@
+"""A tiny end-to-end run of the benchmark entry point: pools, library, five methods, ablation, report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
+
+pytestmark = [needs_torch(), needs_shared()]
+
+
+def test_tiny_benchmark_writes_report(tmp_path):
+    out = tmp_path / "docs" / "benchmark.md"
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--scale", "tiny", "--victim", str(SHARED_VICTIM),
+                        "--data", str(SHARED_DATA), "--cache", str(tmp_path / "cache"), "--out", str(out), "--device", "cpu"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = out.read_text()
+    for method in ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool"):
+        assert f"| {method} |" in text
+    for variant in ("eta=0", "alpha=0", "beta=0", "gamma=0"):
+        assert f"| {variant} |" in text
+    assert (out.parent / "benchmark-curves.png").stat().st_size > 5000
+    results = json.loads((tmp_path / "cache" / "bench-tiny" / "results.json").read_text())
+    assert set(results) == {"ganfinger", "ipguard", "conferae", "metafinger", "deepfool"}
+    for doc in results.values():
+        assert 0.0 <= doc["aruc"] <= 1.0 and len(doc["models"]) == 7
+    # Every bundle the benchmark wrote carries the method and its own scoring rule, signed.
+    bundles = sorted(Path(tmp_path / "cache" / "bench-tiny" / "bundles").glob("*.safetensors"))
+    assert len(bundles) == 5
