@@ -77,59 +77,36 @@ def _validate_arrays(x, x_prime, y, y_prime, num_classes: int) -> None:
             raise UsageError("labels out of range for the number of classes")
 
 
-def build_manifest(
-    *,
-    x: np.ndarray,
-    x_prime: np.ndarray,
-    y: np.ndarray,
-    y_prime: np.ndarray,
-    method: str,
-    rule: str,
-    threshold: float | str,
-    input_spec: mf.InputSpec,
-    provenance: dict,
-) -> dict:
-    tensors = {"x": x, "x_prime": x_prime, "y": y, "y_prime": y_prime}
+def build_manifest(pairs: dict[str, np.ndarray], *, method: str, rule: str, threshold: float | str,
+                   input_spec: mf.InputSpec, provenance: dict) -> dict:
+    """The manifest for ``pairs`` (x, x_prime, y, y_prime): what gets signed."""
     return {
         "format_version": mf.FORMAT_VERSION,
         "method": method,
-        "k": int(x.shape[0]),
-        "tensors": {name: tensor_entry(arr) for name, arr in tensors.items()},
+        "k": int(pairs["x"].shape[0]),
+        "tensors": {name: tensor_entry(pairs[name]) for name in mf.REQUIRED_TENSORS},
         "input": input_spec.to_json(),
         "scoring": {"rule": rule, "threshold": mf.decimal_string(threshold), "verdict": "derived if score >= threshold"},
-        "perturbation": statistics(x, x_prime),
+        "perturbation": statistics(pairs["x"], pairs["x_prime"]),
         "provenance": provenance,
     }
 
 
-def write(
-    path: str | os.PathLike,
-    *,
-    x: np.ndarray,
-    x_prime: np.ndarray,
-    y: np.ndarray,
-    y_prime: np.ndarray,
-    method: str,
-    rule: str,
-    threshold: float | str,
-    input_spec: mf.InputSpec,
-    provenance: dict,
-    key: Ed25519PrivateKey,
-) -> Path:
-    """Serialise, sign and atomically write ``path`` and ``path.sig``; returns the bundle path."""
+def write(path: str | os.PathLike, pairs: dict[str, np.ndarray], *, method: str, rule: str, threshold: float | str,
+          input_spec: mf.InputSpec, provenance: dict, key: Ed25519PrivateKey) -> Path:
+    """Serialise, sign and atomically write ``path`` and ``path.sig``; returns the bundle path.
+    ``pairs`` holds x and x_prime (uint8 [K,C,H,W]) and y and y_prime (the victim's labels)."""
     from safetensors.numpy import save
 
-    y, y_prime = y.astype(np.int64), y_prime.astype(np.int64)
-    x, x_prime = np.ascontiguousarray(x), np.ascontiguousarray(x_prime)
-    _validate_arrays(x, x_prime, y, y_prime, input_spec.num_classes)
+    pairs = {"x": np.ascontiguousarray(pairs["x"]), "x_prime": np.ascontiguousarray(pairs["x_prime"]),
+             "y": pairs["y"].astype(np.int64), "y_prime": pairs["y_prime"].astype(np.int64)}
+    _validate_arrays(pairs["x"], pairs["x_prime"], pairs["y"], pairs["y_prime"], input_spec.num_classes)
     if rule not in mf.SCORING_RULES:
         raise UsageError(f"unknown scoring rule {rule!r}")
-    manifest = build_manifest(
-        x=x, x_prime=x_prime, y=y, y_prime=y_prime, method=method, rule=rule,
-        threshold=threshold, input_spec=input_spec, provenance=provenance,
-    )
+    manifest = build_manifest(pairs, method=method, rule=rule, threshold=threshold, input_spec=input_spec,
+                              provenance=provenance)
     mf.parse(manifest)  # what we sign must be what we can read back
-    data = save({"x": x, "x_prime": x_prime, "y": y, "y_prime": y_prime}, metadata=SAFETENSORS_METADATA)
+    data = save(pairs, metadata=SAFETENSORS_METADATA)
     return write_signed(path, data, manifest, key)
 
 

@@ -74,8 +74,7 @@ def create(
         "versions": versions(),
     }
     prov.update(provenance or {})
-    path = bundle_io.write(
-        out, x=x[keep], x_prime=x_prime[keep], y=y[keep], y_prime=y_prime[keep], method=method,
-        rule=rule or rule_for(method), threshold=threshold, input_spec=spec, provenance=prov, key=key,
-    )
+    pairs = {"x": x[keep], "x_prime": x_prime[keep], "y": y[keep], "y_prime": y_prime[keep]}
+    path = bundle_io.write(out, pairs, method=method, rule=rule or rule_for(method), threshold=threshold,
+                           input_spec=spec, provenance=prov, key=key)
     return Created(path, int(keep.sum()), int((~keep).sum()))
