@@ -62,3 +62,42 @@ def test_export_onnx_parity(tmp_path, cli):
     r = cli("export-onnx", sd_path, "--arch", "vgg16", "-o", tmp_path / "bad.onnx")
     assert r.exit_code == 2 and "do not fit" in r.stderr
     assert not (tmp_path / "bad.onnx").exists()
+
+
+@pytest.mark.parametrize("fmt", ["state_dict_pt", "safetensors", "torch_export_pt2", "torchscript"])
+def test_victim_formats_load_to_the_same_function(tmp_path, fmt):
+    import torch
+    from safetensors.torch import save_file
+
+    from gfaudit_trainer import victim, zoo
+
+    torch.manual_seed(0)
+    model = zoo.build("resnet20").eval()
+    x = torch.rand(2, 3, 32, 32)
+    if fmt == "state_dict_pt":
+        path, arch = tmp_path / "m.pt", "resnet20"
+        torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, path)  # DataParallel prefix too
+    elif fmt == "safetensors":
+        path, arch = tmp_path / "m.safetensors", "resnet20"
+        save_file(model.state_dict(), str(path))
+    elif fmt == "torch_export_pt2":
+        path, arch = tmp_path / "m.pt2", None
+        torch.export.save(torch.export.export(model, (x,)), str(path))
+    else:
+        path, arch = tmp_path / "m.ts", None
+        torch.jit.save(torch.jit.trace(model, x), str(path))
+    loaded = victim.load(path, arch)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+def test_state_dict_without_arch_is_a_usage_error(tmp_path):
+    import torch
+
+    from gfaudit.errors import UsageError
+    from gfaudit_trainer import victim, zoo
+
+    path = tmp_path / "m.pt"
+    torch.save(zoo.build("resnet20").state_dict(), path)
+    with pytest.raises(UsageError, match="needs --arch"):
+        victim.load(path, None)

@@ -23,6 +23,11 @@ class _Exported(nn.Module):
     def forward(self, x):
         return self.inner(x)
 
+    def train(self, mode: bool = True):
+        # An exported program is frozen in the mode it was exported in (eval); it refuses train().
+        self.training = mode
+        return self
+
 
 def load_state_dict(path: Path) -> dict:
     if path.suffix == ".safetensors":

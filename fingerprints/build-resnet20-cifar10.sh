@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Rebuild fingerprints/resnet20-cifar10 from the shared ResNet-20 and the shared CIFAR-10 JPEG copy.
+# The private key lives OUTSIDE the repository (KEYDIR); only owner.pub is committed.
+# Usage: KEYDIR=/secure/keys CACHE=/path/to/cache bash fingerprints/build-resnet20-cifar10.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-../shared}
+KEYDIR=${KEYDIR:?set KEYDIR to a folder outside the repository}
+CACHE=${CACHE:-$HOME/.cache/gfaudit}
+OUT=fingerprints/resnet20-cifar10
+VICTIM=$SHARED/models/resnet20-cifar10-akamaster/resnet20.pt
+DATA=$SHARED/data/cifar10-jpeg
+
+[ -f "$KEYDIR/owner.key" ] || gfaudit keygen --out "$KEYDIR"
+cp "$KEYDIR/owner.pub" "$OUT/owner.pub"
+gfaudit train --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
+  --key "$KEYDIR/owner.key" -o "$OUT/resnet20-cifar10.safetensors" --cache "$CACHE"
+# Demo suspects: three models of the cpu suspect library (trained on D_a, which no pool model saw).
+gfaudit library build --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
+  -o "$CACHE/bench-cpu/library" --cache "$CACHE"
+mkdir -p "$OUT/suspects"
+cp "$CACHE/bench-cpu/library/prune-0.3.onnx" "$OUT/suspects/pruned-30pct.onnx"
+cp "$CACHE/bench-cpu/library/ftal.onnx" "$OUT/suspects/finetuned-all-layers.onnx"
+cp "$CACHE/bench-cpu/library/unrelated-resnet20-0.onnx" "$OUT/suspects/unrelated-resnet20.onnx"
