@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import needs_torch
 
 pytestmark = needs_torch()
@@ -99,3 +101,19 @@ def test_zero_weight_removes_a_term():
     terms = {k: torch.tensor(v) for k, v in {"adv": 1.0, "gan": 2.0, "hinge": 3.0, "conf": 4.0}.items()}
     assert float(losses.generator_loss(terms, losses.Weights())) == 1 + 5 * 2 + 5 * 3 + 10 * 4
     assert float(losses.generator_loss(terms, losses.Weights(gamma=0.0))) == 1 + 10 + 15
+
+
+def test_conf_cap_bounds_the_negative_term_and_none_is_equation_5():
+    import torch
+
+    from gfaudit_trainer import losses
+
+    victim = torch.tensor([[10.0, 0, 0], [0, 10.0, 0]])
+    negative = torch.tensor([[0, 10.0, 0], [10.0, 0, 0]])  # disagrees completely: KL about 10 per row
+    exact = losses.conf_loss(victim, [], [negative])
+    assert float(exact) == pytest.approx(-float(losses.kl(victim, negative)))
+    assert float(exact) < -5
+    capped = losses.conf_loss(victim, [], [negative], cap=1.0)
+    assert float(capped) == pytest.approx(-1.0)
+    close = torch.tensor([[9.0, 0, 0], [0, 9.0, 0]])  # below the cap the two agree
+    assert float(losses.conf_loss(victim, [], [close], cap=1.0)) == pytest.approx(float(losses.conf_loss(victim, [], [close])))

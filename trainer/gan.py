@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from . import losses
 from .presets import GanConfig
@@ -33,12 +34,16 @@ class _Res(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, eps: float, width: int = 32):
+    """G(x, t): the target class t enters as one-hot planes beside the image (a conditional
+    generator; the paper writes G(x) and leaves open how a targeted G learns its target)."""
+
+    def __init__(self, eps: float, width: int = 32, num_classes: int = 10):
         super().__init__()
         c = width
         self.eps = eps
+        self.num_classes = num_classes
         self.net = nn.Sequential(
-            nn.Conv2d(3, c, 3, 1, 1), _norm(c), nn.ReLU(inplace=True),
+            nn.Conv2d(3 + num_classes, c, 3, 1, 1), _norm(c), nn.ReLU(inplace=True),
             nn.Conv2d(c, 2 * c, 3, 2, 1), _norm(2 * c), nn.ReLU(inplace=True),
             nn.Conv2d(2 * c, 4 * c, 3, 2, 1), _norm(4 * c), nn.ReLU(inplace=True),
             _Res(4 * c), _Res(4 * c),
@@ -47,11 +52,12 @@ class Generator(nn.Module):
             nn.Conv2d(c, 3, 3, 1, 1),
         )
 
-    def delta(self, x: torch.Tensor) -> torch.Tensor:
-        return self.eps * torch.tanh(self.net(x))
+    def delta(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        planes = F.one_hot(t, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        return self.eps * torch.tanh(self.net(torch.cat([x, planes], 1)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(x + self.delta(x), 0.0, 1.0)
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x + self.delta(x, t), 0.0, 1.0)
 
 
 class Discriminator(nn.Module):
@@ -84,6 +90,15 @@ class GanResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
+    def direction_checks(self) -> dict[str, bool]:
+        """Did each term move the way the paper intends, first epoch to last? (SPEC: measured pitfalls)
+        L_ADV must fall (the victim is fooled), the target hit rate must rise, L_hinge must stay near 0."""
+        if len(self.history) < 2:
+            return {}
+        first, last = self.history[0], self.history[-1]
+        return {"adv_decreased": last["adv"] < first["adv"], "target_hits_rose": last["flip"] > first["flip"],
+                "conf_decreased": last["conf"] <= first["conf"], "hinge_bounded": last["hinge"] < 0.5}
+
 
 def _frozen(models):
     for m in models:
@@ -94,11 +109,12 @@ def _frozen(models):
 
 
 def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Module], seeds_u8: torch.Tensor,
-          targets: torch.Tensor, cfg: GanConfig, device: torch.device, seed: int = 0) -> GanResult:
+          targets: torch.Tensor, cfg: GanConfig, device: torch.device, seed: int = 0,
+          num_classes: int | None = None) -> GanResult:
     """Alternate D and G steps over the seed images; log every loss term per epoch."""
     torch.manual_seed(seed)
     _frozen([victim, *positives, *negatives])
-    G = Generator(cfg.eps, cfg.width).to(device)
+    G = Generator(cfg.eps, cfg.width, int(targets.max()) + 1 if num_classes is None else num_classes).to(device)
     D = Discriminator(cfg.width).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
@@ -118,7 +134,7 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
                 idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 x = to_float(seeds_u8[idx], device)
                 t = targets[idx].to(device)
-                delta = G.delta(x)
+                delta = G.delta(x, t)
                 xp = torch.clamp(x + delta, 0, 1)
                 d_loss = losses.discriminator_loss(D(x), D(xp.detach()))
                 opt_d.zero_grad(set_to_none=True)
@@ -131,7 +147,8 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
                     "adv": losses.adv_loss(z_v, t, cfg.kappa),
                     "gan": losses.gan_loss(D(xp)),
                     "hinge": losses.hinge_loss(xp - x, cfg.c),
-                    "conf": losses.conf_loss(z_v, [m(xq) for m in positives], [m(xq) for m in negatives]),
+                    "conf": losses.conf_loss(z_v.detach() if cfg.conf_detach_victim else z_v, [m(xq) for m in positives],
+                                             [m(xq) for m in negatives], cfg.conf_cap),
                 }
                 total = losses.generator_loss(terms, weights)
                 opt_g.zero_grad(set_to_none=True)
@@ -152,13 +169,18 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
                 epoch=epoch + 1, total=cfg.epochs, total_v=row["total"], **{k: row[k] for k in sums if k != "total"}))
     G.eval()
     result.seconds = time.perf_counter() - start
+    failed = [name for name, ok in result.direction_checks().items() if not ok]
+    if failed:
+        log(f"warning: GAN loss terms did not move as intended: {', '.join(failed)}; "
+            "check the per-epoch log before trusting an ARUC")
     return result
 
 
 @torch.no_grad()
-def generate(G: Generator, images_u8: torch.Tensor, device, batch_size: int = 500) -> torch.Tensor:
-    """x' as uint8 for uint8 x."""
+def generate(G: Generator, images_u8: torch.Tensor, targets: torch.Tensor, device, batch_size: int = 500) -> torch.Tensor:
+    """x' as uint8 for uint8 x and target classes t."""
     out = []
     for i in range(0, len(images_u8), batch_size):
-        out.append(to_uint8(G(to_float(images_u8[i:i + batch_size], device))).cpu())
+        x = to_float(images_u8[i:i + batch_size], device)
+        out.append(to_uint8(G(x, targets[i:i + batch_size].to(device))).cpu())
     return torch.cat(out)

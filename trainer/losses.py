@@ -39,17 +39,33 @@ def hinge_loss(delta: torch.Tensor, c: float) -> torch.Tensor:
     return F.relu(delta.flatten(1).norm(dim=1) - c).mean()
 
 
+def kl_per_sample(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(p) || softmax(q)) for each row."""
+    logp, logq = F.log_softmax(p_logits, 1), F.log_softmax(q_logits, 1)
+    return (logp.exp() * (logp - logq)).sum(1)
+
+
 def kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """KL(softmax(p) || softmax(q)), averaged over the batch."""
-    logp, logq = F.log_softmax(p_logits, 1), F.log_softmax(q_logits, 1)
-    return (logp.exp() * (logp - logq)).sum(1).mean()
+    return kl_per_sample(p_logits, q_logits).mean()
 
 
-def conf_loss(victim_logits: torch.Tensor, positive: list[torch.Tensor], negative: list[torch.Tensor]) -> torch.Tensor:
-    """(5): close to the positive (pirate stand-in) models, far from the negative (unrelated) ones."""
+def conf_loss(victim_logits: torch.Tensor, positive: list[torch.Tensor], negative: list[torch.Tensor],
+              cap: float | None = None) -> torch.Tensor:
+    """(5): close to the positive (pirate stand-in) models, far from the negative (unrelated) ones.
+
+    The negative term is unbounded: with the paper's gamma = 10 the generator can lower the total
+    loss without end by pushing negatives away while the victim never flips (SPEC: measured
+    pitfalls). ``cap`` bounds each sample's negative KL (no reward beyond "far enough");
+    ``cap=None`` is equation (5) exactly.
+    """
     zero = victim_logits.new_zeros(())
     l_p = torch.stack([kl(victim_logits, z) for z in positive]).mean() if positive else zero
-    l_n = torch.stack([kl(victim_logits, z) for z in negative]).mean() if negative else zero
+    if negative:
+        per = torch.stack([kl_per_sample(victim_logits, z) for z in negative])
+        l_n = (per.clamp(max=cap) if cap is not None else per).mean()
+    else:
+        l_n = zero
     return l_p - l_n
 
 

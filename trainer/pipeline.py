@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -78,13 +78,17 @@ def load_context(victim: str | Path, arch: str | None, normalization: str, data:
 
 
 def pool_key(ctx: Context, preset: presets.Preset) -> str:
+    """The pools' folder: one per victim, data and partition; each model file names its own recipe."""
     ident = {"victim": ctx.victim_sha256, "arch": ctx.arch, "norm": ctx.normalization, "seed": ctx.seed,
-             "n_train": len(ctx.train), "split": "v/p/a 50/25/25", "n_test": len(ctx.test), "pos": asdict(preset.positive),
-             "neg": asdict(preset.negative), "batch": preset.batch_size}
+             "n_train": len(ctx.train), "split": "v/p/a 50/25/25", "n_test": len(ctx.test)}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def runner_up(logits: torch.Tensor) -> torch.Tensor:
+def runner_up_of(ctx: Context, images_u8: torch.Tensor) -> torch.Tensor:
+    """The target t of each image: the victim's second most likely class (the nearest wrong one)."""
+    with torch.no_grad():
+        logits = torch.cat([ctx.victim(images_u8[i:i + 500].to(ctx.device).float() / 255).cpu()
+                            for i in range(0, len(images_u8), 500)])
     return logits.topk(2, dim=1).indices[:, 1]
 
 
@@ -146,13 +150,13 @@ def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> t
     """Train the GAN on the seeds, select K pairs and calibrate: (selection, threshold, provenance part)."""
     t1 = time.perf_counter()
     seeds = seed_images(ctx, preset)
-    with torch.no_grad():
-        logits = torch.cat([ctx.victim(seeds.images[i:i + 500].to(ctx.device).float() / 255).cpu()
-                            for i in range(0, len(seeds), 500)])
+    # The generator learns a mapping x -> x'; it may train on more of the defender's own data (D_v)
+    # than the candidates it is finally applied to.
+    train_x = ctx.d_v.images[: preset.gan.train_images] if preset.gan.train_images else seeds.images
     trained = gan.train(ctx.victim, [m.model for m in pools.get("positive", "train")],
-                        [m.model for m in pools.get("negative", "train")], seeds.images, runner_up(logits), preset.gan,
-                        ctx.device, ctx.seed)
-    x_prime = gan.generate(trained.generator, seeds.images, ctx.device)
+                        [m.model for m in pools.get("negative", "train")], train_x, runner_up_of(ctx, train_x),
+                        preset.gan, ctx.device, ctx.seed, num_classes=ctx.num_classes)
+    x_prime = gan.generate(trained.generator, seeds.images, runner_up_of(ctx, seeds.images), ctx.device)
     sel = selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, ctx.device,
                            preset.x_agreement)
     if sel.stats["selected"] == 0:
@@ -165,7 +169,7 @@ def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> t
     log(f"selected {sel.stats['selected']} pairs; validation ARD positive {[r['ard'] for r in val_pos]} "
         f"negative {[r['ard'] for r in val_neg]}; threshold {threshold}")
     part = {"validation_scores": {"positive": val_pos, "negative": val_neg}, "selection": sel.stats,
-            "gan_history": trained.history,
+            "gan_history": trained.history, "gan_direction_checks": trained.direction_checks(),
             "timings_s": {"fingerprint_generation": round(time.perf_counter() - t1, 1), "gan_training": round(trained.seconds, 1)}}
     return sel, threshold, part
 

@@ -8,9 +8,10 @@ threshold calibration only).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -54,6 +55,14 @@ class Pools:
 
 def _seed(base: int, role: str, split: str, index: int) -> int:
     return base * 1009 + ROLES.index(role) * 101 + (0 if split == "train" else 53) + index
+
+
+def model_name(role: str, split: str, index: int, arch: str, cfg: FitConfig) -> str:
+    """File stem of a cached pool model: readable, plus a hash of everything that shapes its weights,
+    so changing one pool's recipe retrains that pool only."""
+    recipe = json.dumps({"arch": arch, **asdict(cfg)}, sort_keys=True)
+    safe = arch.replace(":", "_").replace(",", "_").replace("=", "")
+    return f"{role}-{split}{index}-{safe}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
 
 def save_model(model: nn.Module, path: Path, meta: dict) -> None:
@@ -105,7 +114,7 @@ def build(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset
         for split, archs in (("train", pool.train_archs), ("val", pool.val_archs)):
             for i, arch in enumerate(archs):
                 cfg = FitConfig(epochs=pool.epochs, lr=pool.lr, batch_size=preset.batch_size, seed=_seed(seed, role, split, i))
-                name = f"{role}-{split}{i}-{arch.replace(':', '_').replace(',', '_').replace('=', '')}"
+                name = model_name(role, split, i, arch, cfg)
                 model, meta = train_or_load(arch, cache / f"{name}.safetensors", images, targets, cfg, test,
                                             victim_test, mean, std, num_classes, device, desc=name)
                 models.append(PoolModel(role, split, i, arch, meta["accuracy"], meta["agreement_with_victim"], model))

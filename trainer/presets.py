@@ -24,7 +24,10 @@ class GanConfig:
     alpha: float = 5.0
     beta: float = 5.0
     gamma: float = 10.0
+    conf_cap: float | None = 1.0  # per-sample cap on the negative KL of L_conf; None = eq. (5) exactly
+    conf_detach_victim: bool = True  # f_v(x') is L_conf's reference distribution: only L_ADV moves the victim
     width: int = 32
+    train_images: int = 0  # images of D_v the GAN trains on (0: the fingerprint seeds themselves)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ PRESETS: dict[str, Preset] = {
         name="cpu", train_per_class=None, test_per_class=None,
         positive=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5",), epochs=10),
         negative=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5",), epochs=12),
-        gan=GanConfig(epochs=6, batch_size=64), seeds=1200, k=100,
+        gan=GanConfig(epochs=4, batch_size=64, train_images=12000), seeds=4000, k=100,
         notes="fewer, stronger models: VGG-11 at half width trains 3x faster than ResNet-20 on a CPU",
     ),
     "paper": Preset(
