@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--ablations", default=",".join(ABLATIONS), help="comma-separated subset of: " + ", ".join(ABLATIONS))
     args = ap.parse_args()
 
     from gfaudit_trainer import library as library_mod, pipeline, presets
@@ -136,7 +137,8 @@ def main() -> None:
         log(f"{method}: ARUC {doc['aruc']}")
     ablation = {}
     if not args.no_ablation:
-        for name, overrides in ABLATIONS.items():
+        for name in filter(None, args.ablations.split(",")):
+            overrides = ABLATIONS[name]
             safe = name.replace("=", "").replace(" ", "_").replace("+", "")
             path = _bundle("ganfinger", work / "ablation" / f"{safe}.safetensors", ctx, pools, preset, run_dir,
                            pool_seconds, key, overrides)

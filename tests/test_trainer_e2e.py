@@ -99,3 +99,14 @@ def test_cached_pool_model_is_not_retrained(tmp_path, monkeypatch):
     assert meta2 == meta
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a.cpu(), b.cpu())
+
+
+def test_train_on_cuda_without_a_gpu_is_exit_4(cli, tmp_path, keypair):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the missing-CUDA path cannot be shown here")
+    r = cli("train", "--victim", tmp_path / "none.pt", "--arch", "resnet20", "--key", keypair[0], "-o", tmp_path / "o.safetensors",
+            "--preset", "tiny", "--device", "cuda")
+    assert r.exit_code == 4 and "cuda" in r.stderr.lower()
+    assert not (tmp_path / "o.safetensors").exists()
