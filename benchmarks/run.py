@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GFAUDIT_SHARED", REPO.parent / "shared"))
 METHODS = ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool")
 ABLATIONS = {"eta=0": {"eta": 0.0}, "alpha=0": {"alpha": 0.0}, "beta=0": {"beta": 0.0}, "gamma=0": {"gamma": 0.0},
-             "1+val training models per pool": {"_train_models": 1}}
+             "pool=1": {"_train_models": 1}}
 PAPER = {"ganfinger": {"aruc": 0.847, "gen_s": 49}, "ipguard": {"gen_s": 163}, "metafinger": {"aruc": 0.672, "gen_s": 322}}
 
 
