@@ -20,5 +20,5 @@ gfaudit library build --victim "$VICTIM" --arch resnet20 --normalization imagene
   -o "$CACHE/bench-cpu/library" --cache "$CACHE"
 mkdir -p "$OUT/suspects"
 cp "$CACHE/bench-cpu/library/prune-0.3.onnx" "$OUT/suspects/pruned-30pct.onnx"
-cp "$CACHE/bench-cpu/library/ftal.onnx" "$OUT/suspects/finetuned-all-layers.onnx"
+cp "$CACHE/bench-cpu/library/ftll.onnx" "$OUT/suspects/finetuned-last-layer.onnx"
 cp "$CACHE/bench-cpu/library/unrelated-resnet20-0.onnx" "$OUT/suspects/unrelated-resnet20.onnx"
