@@ -1,20 +1,33 @@
-"""Whole-process wall time and peak memory of a command, measured from outside the process."""
+"""Whole-process wall time and peak memory of a command, measured from outside the process.
+
+The command is started from a small wrapper interpreter, not from the caller: on Linux a child's
+ru_maxrss includes the memory of the process it was forked from, so measuring straight from a
+benchmark that has torch and models loaded would report the benchmark's own size.
+"""
 
 from __future__ import annotations
 
-import os
+import json
 import statistics
 import subprocess
-import time
+import sys
+
+_WRAPPER = r"""
+import json, os, subprocess, sys, time
+cmd = json.loads(sys.argv[1])
+start = time.perf_counter()
+proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps([time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)]))
+"""
 
 
 def run_once(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:
     """(seconds, peak RSS in MB, exit code) of one run of ``cmd``."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
+    out = subprocess.run([sys.executable, "-S", "-c", _WRAPPER, json.dumps(cmd)], capture_output=True, text=True,
+                         env=env, check=True)
+    seconds, rss, code = json.loads(out.stdout)
+    return seconds, rss, code
 
 
 def median_of(cmd: list[str], runs: int = 5, env: dict | None = None) -> dict:
