@@ -78,12 +78,13 @@ def check_one(path: str, bundle: Bundle, device: str, expect: str | None) -> tup
 
 def check(bundle: Bundle, paths: list[str], device: str = "auto", expect: str | None = None,
           progress=None) -> CheckResult:
-    """Score every suspect; a bad suspect is an error entry, a missing device aborts (DeviceError)."""
+    """Score every suspect; a bad suspect is an error entry, a missing device aborts (DeviceError).
+    ``progress(i, n, entry)`` is called after each suspect."""
     result = CheckResult(bundle, None, expect)
-    for path in paths:
+    for i, path in enumerate(paths, 1):
         entry, provider = check_one(str(path), bundle, device, expect)
         result.suspects.append(entry)
         result.provider = result.provider or provider
         if progress:
-            progress(entry)
+            progress(i, len(paths), entry)
     return result

@@ -321,15 +321,12 @@ def check(
     from .report import render
 
     b, source = _load_verified(bundle, pubkey)
-    total = len(suspects)
 
-    def progress(entry):
-        err(f"[{len(result_holder) + 1}/{total}] {entry.path}: {entry.verdict}")
-        result_holder.append(entry)
+    def progress(i, n, entry):
+        err(f"[{i}/{n}] {entry.path}: {entry.verdict}")
 
-    result_holder: list = []
     result = run_check(b, [str(s) for s in suspects], device.value, expect.value if expect else None,
-                       progress=progress if total > 1 else None)
+                       progress=progress if len(suspects) > 1 else None)
     for s in result.suspects:
         if s.verdict == "error":
             err(f"error: {s.error}")
@@ -359,11 +356,9 @@ def evaluate(
 
     b, _ = _load_verified(bundle, pubkey)
     models = ev.load_library(library)
-    done = []
 
-    def progress(row):
-        done.append(row)
-        err(f"[{len(done)}/{len(models)}] {Path(row['path']).name}: score {row['score']}")
+    def progress(i, n, row):
+        err(f"[{i}/{n}] {Path(row['path']).name}: score {row['score']}")
 
     doc = ev.evaluate(b, models, device.value, progress=progress)
     if plot is not None:

@@ -58,14 +58,14 @@ def evaluate(bundle: Bundle, library: list[LibraryModel], device: str = "auto", 
     """Per-model scores, per-family summary and the separation metrics."""
     rows = []
     provider = None
-    for lm in library:
+    for i, lm in enumerate(library, 1):
         result, prov = check_one(str(lm.path), bundle, device, None)
         provider = provider or prov
         rows.append({"path": str(lm.path), "label": lm.label, "attack": lm.attack, "family": lm.family, "arch": lm.arch,
                      "accuracy": lm.accuracy, "score": result.score, "ard": result.ard, "p_ori": result.p_ori,
                      "p_conf": result.p_conf, "verdict": result.verdict, "error": result.error})
         if progress:
-            progress(rows[-1])
+            progress(i, len(library), rows[-1])
     scored = [r for r in rows if r["score"] is not None]
     pirated = [r["score"] for r in scored if r["label"] == "pirated"]
     unrelated = [r["score"] for r in scored if r["label"] == "unrelated"]
