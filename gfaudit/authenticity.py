@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .bundle import Bundle
 from .errors import AuthenticityError
-from .onnx_model import OnnxClassifier
+from .check import open_model
 from .perturbation import matches, statistics
 from .provenance import file_sha256
 
@@ -35,8 +35,7 @@ class Authenticity:
 
 def verify(bundle: Bundle, victim_onnx: str, device: str = "auto") -> Authenticity:
     spec = bundle.manifest.input
-    victim = OnnxClassifier(victim_onnx, device=device, channels=spec.channels, height=spec.height,
-                            width=spec.width, num_classes=spec.num_classes)
+    victim = open_model(victim_onnx, bundle, device)
     pred_x = victim.labels(bundle.x, spec.mean, spec.std)
     pred_xp = victim.labels(bundle.x_prime, spec.mean, spec.std)
     claimed = bundle.manifest.raw.get("perturbation", {})

@@ -55,8 +55,8 @@ def create(
     if len(mean) != x.shape[1] or len(std) != x.shape[1]:
         raise UsageError(f"mean/std need {x.shape[1]} values, one per channel")
     victim = OnnxClassifier(victim_onnx, device=device, channels=x.shape[1], height=x.shape[2], width=x.shape[3])
-    y = victim.labels(x, mean, std)
-    num_classes = int(victim.logits(x[:1], mean, std).shape[1])
+    logits = victim.logits(x, mean, std)
+    y, num_classes = logits.argmax(axis=1).astype(np.int64), int(logits.shape[1])
     y_prime = victim.labels(x_prime, mean, std)
     keep = y_prime != y
     if not keep.any():

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import metrics
 from .bundle import Bundle
 from .check import check_one
+from .atomic import write_bytes_atomic
 from .errors import UsageError
 
 LABELS = ("pirated", "unrelated")
@@ -161,8 +162,7 @@ def plot(doc: dict, out: str | Path, title: str | None = None) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install matplotlib (or gfaudit[train])") from None
-    import os
-    import tempfile
+    import io
 
     import numpy as np
 
@@ -180,10 +180,8 @@ def plot(doc: dict, out: str | Path, title: str | None = None) -> Path:
     ax.set_title(title or f"{doc['bundle']['method']}: robustness and uniqueness")
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out.parent if str(out.parent) else ".")
-    os.close(fd)
-    fig.savefig(tmp)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    write_bytes_atomic(out, buf.getvalue())
+    return Path(out)

@@ -86,10 +86,7 @@ def pool_key(ctx: Context, preset: presets.Preset) -> str:
 
 def runner_up_of(ctx: Context, images_u8: torch.Tensor) -> torch.Tensor:
     """The target t of each image: the victim's second most likely class (the nearest wrong one)."""
-    with torch.no_grad():
-        logits = torch.cat([ctx.victim(images_u8[i:i + 500].to(ctx.device).float() / 255).cpu()
-                            for i in range(0, len(images_u8), 500)])
-    return logits.topk(2, dim=1).indices[:, 1]
+    return predict(ctx.victim, images_u8, ctx.device, probs=True).topk(2, dim=1).indices[:, 1]
 
 
 def build_pools(ctx: Context, preset: presets.Preset) -> tuple[pools_mod.Pools, Path, float]:

@@ -42,10 +42,10 @@ def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_la
     ok = (y == true_labels) & (y_prime != y)
     if positives and x_agreement:
         ok &= _agree(positives, x, y, device).all(0)
-    pos_val = _agree(pools.get("positive", "val"), x_prime, y_prime, device)
-    if len(pos_val):
-        ok &= pos_val.float().mean(0) >= pos_agree
     pos_all = _agree(positives, x_prime, y_prime, device).float()
+    n_val = len(pools.get("positive", "val"))  # the last rows of pos_all
+    if n_val:
+        ok &= pos_all[-n_val:].mean(0) >= pos_agree
     neg_all = _agree(negatives, x_prime, y_prime, device).float()
     score = (pos_all.mean(0) if len(pos_all) else torch.zeros(len(x))) - (neg_all.mean(0) if len(neg_all) else 0)
     score = torch.where(ok, score, torch.full_like(score, -10.0))
