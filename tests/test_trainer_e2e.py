@@ -110,3 +110,37 @@ def test_train_on_cuda_without_a_gpu_is_exit_4(cli, tmp_path, keypair):
             "--preset", "tiny", "--device", "cuda")
     assert r.exit_code == 4 and "cuda" in r.stderr.lower()
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_query_mode_learns_the_teachers_answers_not_the_given_targets():
+    """Online extraction: each augmented batch is labelled by the teacher, so a student trained with
+    targets that all say class 0 still learns the teacher's answer (here: always class 3)."""
+    import torch
+    import torch.nn as nn
+
+    from gfaudit_trainer import zoo
+    from gfaudit_trainer.training import FitConfig, fit, predict
+
+    class AlwaysThree(nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.full((len(x),), 3), 10).float() * 5.0
+
+    images = torch.randint(0, 256, (96, 3, 32, 32), dtype=torch.uint8)
+    wrong = torch.zeros(96, dtype=torch.long)
+    for query in ("label", "prob"):
+        torch.manual_seed(0)
+        student = zoo.Normalized(zoo.build("vgg11:width=0.25"), [0.5] * 3, [0.25] * 3)
+        fit(student, images, wrong, FitConfig(epochs=3, batch_size=32, lr=0.02, query=query), torch.device("cpu"),
+            teacher=AlwaysThree())
+        assert (predict(student, images, "cpu") == 3).float().mean() > 0.9, query
+    with pytest.raises(ValueError, match="needs a teacher"):
+        fit(student, images, wrong, FitConfig(epochs=1, query="label"), torch.device("cpu"))
+
+
+def test_pool_model_names_change_with_the_query_mode_only_when_set():
+    from gfaudit_trainer.pools import model_name
+    from gfaudit_trainer.training import FitConfig
+
+    fixed = model_name("positive", "train", 0, "resnet20", FitConfig(epochs=10))
+    assert model_name("positive", "train", 0, "resnet20", FitConfig(epochs=10, query="")) == fixed
+    assert model_name("positive", "train", 0, "resnet20", FitConfig(epochs=10, query="label")) != fixed

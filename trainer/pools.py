@@ -1,6 +1,7 @@
 """Reference pools (paper 4.1), every model cached on disk so a killed run resumes.
 
-positive: stand-ins for pirates, students trained on D_p with the victim's labels (label extraction);
+positive: stand-ins for pirates, students trained on D_p with the victim's labels (label extraction;
+          with ``PoolConfig.query`` the victim labels every augmented batch, as a pirate's API queries do);
 negative: stand-ins for unrelated models, trained from scratch on D_v with the true labels.
 Each pool has training models (used in the GAN losses) and validation models (selection and
 threshold calibration only).
@@ -60,7 +61,8 @@ def _seed(base: int, role: str, split: str, index: int) -> int:
 def model_name(role: str, split: str, index: int, arch: str, cfg: FitConfig) -> str:
     """File stem of a cached pool model: readable, plus a hash of everything that shapes its weights,
     so changing one pool's recipe retrains that pool only."""
-    recipe = json.dumps({"arch": arch, **asdict(cfg)}, sort_keys=True)
+    fields = {k: v for k, v in asdict(cfg).items() if not (k == "query" and v == "")}  # names from before ``query`` stay valid
+    recipe = json.dumps({"arch": arch, **fields}, sort_keys=True)
     safe = arch.replace(":", "_").replace(",", "_").replace("=", "")
     return f"{role}-{split}{index}-{safe}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
@@ -81,7 +83,8 @@ def load_model(arch: str, path: Path, mean, std, num_classes: int) -> nn.Module:
 
 
 def train_or_load(arch: str, path: Path, images, targets, cfg: FitConfig, test: Split, victim_test: torch.Tensor,
-                  mean, std, num_classes: int, device, desc: str, extra_meta: dict | None = None):
+                  mean, std, num_classes: int, device, desc: str, extra_meta: dict | None = None,
+                  teacher: nn.Module | None = None):
     """A cached model and its meta, or train it (checkpointed per epoch) and cache it."""
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
@@ -89,10 +92,10 @@ def train_or_load(arch: str, path: Path, images, targets, cfg: FitConfig, test: 
         return load_model(arch, path, mean, std, num_classes).to(device), meta
     torch.manual_seed(cfg.seed)
     model = zoo.Normalized(zoo.build(arch, num_classes), mean, std)
-    fit(model, images, targets, cfg, device, checkpoint=path.with_suffix(".ckpt"), desc=desc)
+    fit(model, images, targets, cfg, device, checkpoint=path.with_suffix(".ckpt"), teacher=teacher, desc=desc)
     acc = accuracy(model, test.images, test.labels, device)
     agree = float((predict(model, test.images, device) == victim_test).float().mean())
-    meta = {"arch": arch, "accuracy": acc, "agreement_with_victim": agree, "epochs": cfg.epochs,
+    meta = {"arch": arch, "accuracy": acc, "agreement_with_victim": agree, "epochs": cfg.epochs, "query": cfg.query or "fixed",
             "seed": cfg.seed, "train_images": len(images), **(extra_meta or {})}
     save_model(model.cpu(), path, meta)
     path.with_suffix(".ckpt").unlink(missing_ok=True)
@@ -113,9 +116,11 @@ def build(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset
         pool = configs[role]
         for split, archs in (("train", pool.train_archs), ("val", pool.val_archs)):
             for i, arch in enumerate(archs):
-                cfg = FitConfig(epochs=pool.epochs, lr=pool.lr, batch_size=preset.batch_size, seed=_seed(seed, role, split, i))
+                cfg = FitConfig(epochs=pool.epochs, lr=pool.lr, batch_size=preset.batch_size, seed=_seed(seed, role, split, i),
+                                query=pool.query if role == "positive" else "")
                 name = model_name(role, split, i, arch, cfg)
                 model, meta = train_or_load(arch, cache / f"{name}.safetensors", images, targets, cfg, test,
-                                            victim_test, mean, std, num_classes, device, desc=name)
+                                            victim_test, mean, std, num_classes, device, desc=name,
+                                            teacher=victim if cfg.query else None)
                 models.append(PoolModel(role, split, i, arch, meta["accuracy"], meta["agreement_with_victim"], model))
     return Pools(models)

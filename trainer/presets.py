@@ -38,6 +38,7 @@ class PoolConfig:
     val_archs: tuple[str, ...]
     epochs: int
     lr: float = 0.05
+    query: str = ""  # positive pool only: "" labels D_p once; "label"/"prob": the victim labels every augmented batch
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """One training loop for every model gfaudit makes: pool models, attack recipes, demo suspects.
 
-Targets are hard labels (cross-entropy) or soft posteriors (KL, probability extraction). Training
-checkpoints every epoch, so a killed run resumes from the last finished epoch.
+Targets are hard labels (cross-entropy) or soft posteriors (KL, probability extraction), fixed in
+advance or, for extraction, asked of a teacher model on each augmented batch (``FitConfig.query``):
+a pirate queries the victim's API with every image it trains on, not once per clean image.
+Training checkpoints every epoch, so a killed run resumes from the last finished epoch.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ class FitConfig:
     weight_decay: float = 5e-4
     augment: bool = True
     seed: int = 0
+    query: str = ""  # "" fixed targets; "label" / "prob": the teacher labels each augmented batch
+
+
+QUERIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "label": lambda logits: logits.argmax(1),
+    "prob": lambda logits: logits.float().softmax(1),
+}
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -61,13 +70,19 @@ def fit(
     params: Iterable[nn.Parameter] | None = None,
     perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     checkpoint: Path | None = None,
+    teacher: nn.Module | None = None,
     desc: str = "train",
 ) -> nn.Module:
     """Train ``model`` (which takes [0,1] pixels) on uint8 ``images`` toward ``targets``.
 
     ``params`` restricts what is trained (last-layer fine-tuning); ``perturb`` maps a batch to
-    adversarial inputs (adversarial training); ``checkpoint`` makes the run resumable per epoch.
+    adversarial inputs (adversarial training); ``checkpoint`` makes the run resumable per epoch;
+    ``teacher`` answers the queries when ``cfg.query`` is set (``targets`` are then unused).
     """
+    if cfg.query and (teacher is None or cfg.query not in QUERIES):
+        raise ValueError(f"query {cfg.query!r} needs a teacher and one of {', '.join(QUERIES)}")
+    if teacher is not None:
+        teacher.eval()
     model.to(device).to(memory_format=torch.channels_last)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
@@ -95,6 +110,9 @@ def fit(
                 yb = targets[idx].to(device)
                 if cfg.augment:
                     xb = augment(xb, g)
+                if cfg.query:
+                    with torch.no_grad():
+                        yb = QUERIES[cfg.query](teacher(xb))
                 if perturb is not None:
                     xb = perturb(model, xb, yb)
                     model.train()
