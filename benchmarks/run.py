@@ -91,6 +91,18 @@ def _evaluate(bundle_path: Path, pub, library):
     return b, evaluate.evaluate(b, library, "cpu")
 
 
+def fidelity(ctx, library) -> dict[str, float]:
+    """Share of the test split each suspect labels like the victim (extraction's usual "fidelity").
+    A label-only fingerprint can only tell students from unrelated models as far as this differs."""
+    from gfaudit.onnx_model import OnnxClassifier
+    from gfaudit_trainer.training import predict
+
+    victim = predict(ctx.victim, ctx.test.images, ctx.device).numpy()
+    images = ctx.test.images.numpy()
+    return {m.path: float((OnnxClassifier(m.path, device="cpu").labels(images, ctx.mean, ctx.std) == victim).mean())
+            for m in library}
+
+
 def _curves_figure(docs: dict, out: Path) -> None:
     import matplotlib
 
@@ -151,6 +163,7 @@ def main() -> None:
     lib_doc = library_mod.build(ctx, args.scale, work / "library")
     library = evaluate_mod.load_library(work / "library")
     log(f"library ready: {len(library)} models")
+    fid = {Path(p).name: f for p, f in fidelity(ctx, library).items()}
 
     results, evals = {}, {}
     for method in args.methods.split(","):
@@ -174,7 +187,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _curves_figure(evals, figure)
     text = render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure,
-                  time.perf_counter() - started)
+                  time.perf_counter() - started, fid)
     tmp = args.out.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, args.out)
@@ -187,7 +200,12 @@ def _gen_seconds(b) -> float:
     return float(b.manifest.raw["provenance"]["timings_s"]["fingerprint_generation"])
 
 
-def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure, total) -> str:
+def _mean_fidelity(lib_doc, fid, family: str) -> str:
+    vals = [fid[Path(m["path"]).name] for m in lib_doc["models"] if m["family"] == family]
+    return f"{sum(vals) / len(vals):.1%}" if vals else "-"
+
+
+def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure, total, fid) -> str:
     g_time = _gen_seconds(results["ganfinger"][0]) if "ganfinger" in results else None
     pirated = sum(m["label"] == "pirated" for m in lib_doc["models"])
     lines = [
@@ -203,6 +221,11 @@ def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, c
                                                           for m in pools.summary()) + ".",
         f"- Library: {pirated} pirated and {len(lib_doc['models']) - pirated} unrelated suspects, trained on D_a "
         f"({len(ctx.d_a)} images no pool model saw); per-model table in the appendix.",
+        f"- Fidelity (test images labelled like the victim): label-extraction students "
+        f"{_mean_fidelity(lib_doc, fid, 'extract-label')}, probability-extraction students "
+        f"{_mean_fidelity(lib_doc, fid, 'extract-prob')}, unrelated models {_mean_fidelity(lib_doc, fid, 'unrelated')} "
+        f"on average; pool models: " + ", ".join(f"{m['role']}/{m['split']} {m['arch']} {m['agreement_with_victim']:.1%}"
+                                                  for m in pools.summary()) + ".",
         "",
         "## Separation (same library for every method)",
         "",
@@ -249,10 +272,12 @@ def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, c
               "per pool over five architectures. See docs/benchmark-notes.md for where and why these numbers differ.",
               "", f"![curves]({figure.name})", "", "## Appendix: every suspect", ""]
     first = next(iter(results.values()))[1]
-    lines += ["| model | label | family | accuracy | " + " | ".join(results) + " |", "|---|---|---|---|" + "---|" * len(results)]
+    lines += ["| model | label | family | accuracy | fidelity | " + " | ".join(results) + " |",
+              "|---|---|---|---|---|" + "---|" * len(results)]
     for i, m in enumerate(first["models"]):
         cells = [f"{d['models'][i]['score']:.3f}" if d["models"][i]["score"] is not None else "err" for _, d in results.values()]
-        lines.append(f"| {Path(m['path']).name} | {m['label']} | {m['family']} | {m['accuracy']:.3f} | " + " | ".join(cells) + " |")
+        name = Path(m["path"]).name
+        lines.append(f"| {name} | {m['label']} | {m['family']} | {m['accuracy']:.3f} | {fid[name]:.3f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

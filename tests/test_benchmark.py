@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,9 @@ def test_tiny_benchmark_writes_report(tmp_path):
     for variant in ("eta=0", "alpha=0", "beta=0", "gamma=0"):
         assert f"| {variant} |" in text
     assert (out.parent / "benchmark-curves.png").stat().st_size > 5000
+    # Fidelity is measured through onnxruntime against the victim's torch labels: the copy scores 1.
+    assert "Fidelity (test images labelled like the victim)" in text
+    assert re.search(r"^\| copy\.onnx \| pirated \| copy \| [0-9.]+ \| 1\.000 \|", text, re.M), text[-2000:]
     results = json.loads((tmp_path / "cache" / "bench-tiny" / "results.json").read_text())
     assert set(results) == {"ganfinger", "ipguard", "conferae", "metafinger", "deepfool"}
     for doc in results.values():

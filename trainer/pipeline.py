@@ -155,17 +155,21 @@ def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> t
                         preset.gan, ctx.device, ctx.seed, num_classes=ctx.num_classes)
     x_prime = gan.generate(trained.generator, seeds.images, runner_up_of(ctx, seeds.images), ctx.device)
     sel = selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, ctx.device,
-                           preset.x_agreement)
+                           preset.x_agreement, preset.neg_follow)
     if sel.stats["selected"] == 0:
         raise NoFingerprints("no fingerprint pair passed selection; train longer or raise --eps")
     if sel.stats["selected"] < preset.k:
         log(f"warning: only {sel.stats['selected']} of K={preset.k} pairs passed selection")
     val_pos = selection.model_scores(pools.get("positive", "val"), sel, ctx.victim, ctx.device)
     val_neg = selection.model_scores(pools.get("negative", "val"), sel, ctx.victim, ctx.device)
-    threshold = selection.calibrate([r["score"] for r in val_pos], [r["score"] for r in val_neg])
+    base_rate = sel.stats["negative_val_follow_before_selection"]
+    floor = selection.false_accusation_floor(base_rate, sel.stats["selected"], preset.false_accusation_alpha) if base_rate is not None else 0.0
+    threshold = selection.calibrate([r["score"] for r in val_pos], [r["score"] for r in val_neg], floor)
     log(f"selected {sel.stats['selected']} pairs; validation ARD positive {[r['ard'] for r in val_pos]} "
-        f"negative {[r['ard'] for r in val_neg]}; threshold {threshold}")
+        f"negative {[r['ard'] for r in val_neg]}; threshold {threshold} (false-accusation floor {floor:.3f})")
     part = {"validation_scores": {"positive": val_pos, "negative": val_neg}, "selection": sel.stats,
+            "calibration": {"false_accusation_alpha": preset.false_accusation_alpha, "floor": round(floor, 4),
+                            "between_pools": round(selection.calibrate([r["score"] for r in val_pos], [r["score"] for r in val_neg]), 4)},
             "gan_history": trained.history, "gan_direction_checks": trained.direction_checks(),
             "timings_s": {"fingerprint_generation": round(time.perf_counter() - t1, 1), "gan_training": round(trained.seconds, 1)}}
     return sel, threshold, part

@@ -55,6 +55,8 @@ class Preset:
     baseline_effort: float = 1.0  # share of each baseline's default iterations (below 1 only for tests)
     pos_agree: float = 0.9  # share of positive validation models that must give the victim's x' label
     x_agreement: bool = True  # every positive model must label x like the victim (keeps pirates' P_ori near 0)
+    false_accusation_alpha: float = 1e-3  # the threshold keeps an unrelated model's chance of being flagged below this
+    neg_follow: float = 1.0  # the largest share of negative models (training and validation) that may give the victim's x' label
     batch_size: int = 128
     notes: str = ""
     extra: dict = field(default_factory=dict)
@@ -76,16 +78,16 @@ PRESETS: dict[str, Preset] = {
     ),
     "cpu": Preset(
         name="cpu", train_per_class=None, test_per_class=None,
-        positive=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5",), epochs=10),
+        positive=PoolConfig(("vgg11:width=0.5", "resnet20"), ("resnet20",), epochs=10, query="label"),
         negative=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5",), epochs=12),
-        gan=GanConfig(epochs=4, batch_size=64, train_images=12000), seeds=4000, k=100,
+        gan=GanConfig(epochs=4, batch_size=64, train_images=12000), seeds=4000, k=100, neg_follow=0.0,
         notes="fewer, stronger models: VGG-11 at half width trains 3x faster than ResNet-20 on a CPU",
     ),
     "paper": Preset(
         name="paper", train_per_class=None, test_per_class=None,
         positive=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60),
         negative=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60),
-        gan=GanConfig(epochs=60, batch_size=128), seeds=5000, k=100,
+        gan=GanConfig(epochs=60, batch_size=128), seeds=5000, k=100, neg_follow=0.1,
         notes="the paper's scale, for a GPU",
     ),
 }

@@ -2,12 +2,18 @@
 
 A pair (x, x') is kept when the victim labels x correctly, every positive model labels x like the
 victim (so P_ori stays near 0 for pirates), the victim labels the 8-bit x' differently from x, and
-at least ``pos_agree`` of the positive validation models give x' the victim's label. Pairs are
-ranked by conferrability: agreement of positive models minus agreement of negative models on x'.
+at least ``pos_agree`` of the positive validation models give x' the victim's label, and at most
+``neg_follow`` of all negative models (training and validation) do. Pairs are ranked by
+conferrability: agreement of positive models minus agreement of negative models on x'.
+
+The negative filter uses the training negatives too: the GAN was pushed away from them, but a pair
+that still fools one of them is a pair that transfers to unrelated models, and with a few negatives
+per pool every one of them is evidence.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +40,7 @@ def _agree(models, images, labels, device) -> torch.Tensor:
 
 
 def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
-           pos_agree: float, device, x_agreement: bool = True) -> Selection:
+           pos_agree: float, device, x_agreement: bool = True, neg_follow: float = 1.0) -> Selection:
     y = predict(victim, x, device)
     y_prime = predict(victim, x_prime, device)
     positives = pools.get("positive", "train") + pools.get("positive", "val")
@@ -47,13 +53,21 @@ def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_la
     if n_val:
         ok &= pos_all[-n_val:].mean(0) >= pos_agree
     neg_all = _agree(negatives, x_prime, y_prime, device).float()
+    candidates = (y == true_labels) & (y_prime != y)
+    n_neg_val = len(pools.get("negative", "val"))  # the last rows of neg_all
+    # How often an unrelated model the selection never filtered on follows a candidate x': the
+    # validation negatives' rate before selection (after it, it is near 0 by construction).
+    base_rate = float(neg_all[-n_neg_val:][:, candidates].mean(1).max()) if n_neg_val and candidates.any() else None
+    if len(neg_all):
+        ok &= neg_all.mean(0) <= neg_follow + 1e-9
     score = (pos_all.mean(0) if len(pos_all) else torch.zeros(len(x))) - (neg_all.mean(0) if len(neg_all) else 0)
     score = torch.where(ok, score, torch.full_like(score, -10.0))
     order = torch.argsort(score, descending=True, stable=True)
     chosen = order[: min(k, int(ok.sum()))]
     stats = {
         "candidates": len(x),
-        "victim_correct_and_flipped": int(((y == true_labels) & (y_prime != y)).sum()),
+        "victim_correct_and_flipped": int(candidates.sum()),
+        "negative_val_follow_before_selection": None if base_rate is None else round(base_rate, 4),
         "eligible": int(ok.sum()),
         "selected": len(chosen),
         "mean_conferrability": round(float(score[chosen].mean()), 4) if len(chosen) else None,
@@ -84,19 +98,42 @@ def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> l
     return rows
 
 
-def calibrate(pos_scores: list[float], neg_scores: list[float]) -> float:
+def false_accusation_floor(follow_rate: float, k: int, alpha: float = 1e-3) -> float:
+    """The smallest score j/K that an unrelated model following each of K pairs independently with
+    probability ``follow_rate`` reaches with probability at most alpha (exact binomial tail).
+
+    Selection filters pairs on the validation negatives, so their ARD on the selected pairs is near 0
+    by construction and says little about unseen unrelated models. Their follow rate *before*
+    selection does not have that bias; a threshold at or above this floor keeps such a model's
+    chance of being called derived below alpha."""
+    k = max(int(k), 1)
+    q = min(max(follow_rate, 0.0), 1.0)
+    tail = 0.0
+    for j in range(k, -1, -1):  # tail = P(X >= j), growing as j falls
+        tail += math.comb(k, j) * q ** j * (1 - q) ** (k - j)
+        if tail > alpha:
+            return (j + 1) / k
+    return 0.0
+
+
+def calibrate(pos_scores: list[float], neg_scores: list[float], floor: float = 0.0) -> float:
     """Threshold between the validation pools: the midpoint of the gap when they separate, else the
-    cut that maximises balanced accuracy (ties broken toward the higher, more cautious threshold).
+    cut that maximises balanced accuracy (ties broken toward the higher, more cautious threshold);
+    raised to ``floor`` (false_accusation_floor) when that is higher.
     Kept within [0.05, 0.95]: a threshold at or below 0 would call a model that ignores x' derived."""
+    return min(0.95, max(0.05, round(max(_between(pos_scores, neg_scores), floor), 4)))
+
+
+def _between(pos_scores: list[float], neg_scores: list[float]) -> float:
     if not pos_scores or not neg_scores:
         return 0.5
     lo, hi = max(neg_scores), min(pos_scores)
     if hi > lo:
-        return min(0.95, max(0.05, round((lo + hi) / 2, 4)))
+        return (lo + hi) / 2
     best, best_t = -1.0, 0.5
     for t in sorted(set(pos_scores + neg_scores)):
         tpr = sum(s >= t for s in pos_scores) / len(pos_scores)
         tnr = sum(s < t for s in neg_scores) / len(neg_scores)
         if (tpr + tnr) / 2 >= best:
             best, best_t = (tpr + tnr) / 2, t
-    return min(0.95, max(0.05, round(best_t, 4)))
+    return best_t

@@ -1,0 +1,119 @@
+"""How far can selection go? An upper bound on ARUC for the GAN's candidate pairs on one library.
+
+GanFinger keeps K of a few thousand candidate pairs (x, x'). This script trains the GAN of the
+preset (pools and library come from the benchmark's cache), labels every candidate with every pool
+and library model, and prints:
+
+- how often each group of models gives x' the victim's label (pool positives and negatives, library
+  students, unrelated models, white-box copies);
+- how alike extraction students and unrelated models are, pair by pair (correlation of their
+  follow rates);
+- the ARUC of the preset's own selection, and of an *oracle* that ranks candidates by the library's
+  own labels (pirated minus unrelated follow rate). The oracle peeks at the answers, so its ARUC is
+  an in-sample upper bound: no selection rule over these candidates can beat it on this library.
+
+Run after ``benchmarks/run.py`` has built the pools and the library:
+    python benchmarks/separability.py --scale cpu --cache /path/to/cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+WHITE_BOX = ("copy", "pruning", "fine-tune")  # library families that start from the victim's weights
+
+
+def follow_matrix(ctx, pools, library, x, x_prime):
+    """Labels on x and x' of the victim, every pool model and every library model, as numpy arrays."""
+    from gfaudit.onnx_model import OnnxClassifier
+    from gfaudit_trainer.training import predict
+
+    rows = {"victim": (predict(ctx.victim, x, ctx.device).numpy(), predict(ctx.victim, x_prime, ctx.device).numpy())}
+    for m in pools.models:
+        rows[f"pool:{m.role}:{m.split}{m.index}"] = (predict(m.model, x, ctx.device).numpy(),
+                                                     predict(m.model, x_prime, ctx.device).numpy())
+    for m in library:
+        c = OnnxClassifier(m.path, device="cpu")
+        rows[f"lib:{m.label}:{m.family}:{m.path.name}"] = (c.labels(x.numpy(), ctx.mean, ctx.std),
+                                                           c.labels(x_prime.numpy(), ctx.mean, ctx.std))
+    return rows
+
+
+def ard_of(rows, keys, sel):
+    from gfaudit import scoring
+
+    y, yp = (a[sel] for a in rows["victim"])
+    return [scoring.ard(y, yp, rows[k][0][sel], rows[k][1][sel]).score for k in keys]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="cpu", choices=("tiny", "cpu", "paper"))
+    ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt")
+    ap.add_argument("--arch", default="resnet20")
+    ap.add_argument("--normalization", default="imagenet")
+    ap.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpeg")
+    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+
+    from gfaudit import evaluate, metrics
+    from gfaudit_trainer import gan, pipeline, presets, selection
+
+    preset = presets.get(args.scale)
+    ctx = pipeline.load_context(args.victim, args.arch, args.normalization, str(args.data), preset, args.device,
+                                args.cache, 0)
+    pools, _, _ = pipeline.build_pools(ctx, preset)
+    library = evaluate.load_library(args.cache / f"bench-{args.scale}" / "library")
+    seeds = pipeline.seed_images(ctx, preset)
+    train_x = ctx.d_v.images[: preset.gan.train_images] if preset.gan.train_images else seeds.images
+    trained = gan.train(ctx.victim, [m.model for m in pools.get("positive", "train")],
+                        [m.model for m in pools.get("negative", "train")], train_x, pipeline.runner_up_of(ctx, train_x),
+                        preset.gan, ctx.device, ctx.seed, num_classes=ctx.num_classes)
+    x_prime = gan.generate(trained.generator, seeds.images, pipeline.runner_up_of(ctx, seeds.images), ctx.device)
+    rows = follow_matrix(ctx, pools, library, seeds.images, x_prime)
+
+    y, yp = rows["victim"]
+    cand = (y == seeds.labels.numpy()) & (yp != y)
+    follow = {k: (v[1] == yp) for k, v in rows.items()}
+    groups = {
+        "pool positives": [k for k in rows if k.startswith("pool:positive")],
+        "pool negatives": [k for k in rows if k.startswith("pool:negative")],
+        "library white-box copies": [k for k in rows if k.split(":")[1:3] in (["pirated", f] for f in WHITE_BOX)],
+        "library extraction students": [k for k in rows if k.startswith("lib:pirated:extract-")],
+        "library unrelated models": [k for k in rows if k.startswith("lib:unrelated")],
+    }
+    rate = {g: np.mean([follow[k] for k in ks], axis=0) for g, ks in groups.items() if ks}
+    print(f"# Separability at scale {args.scale}: {int(cand.sum())} candidate pairs "
+          f"(victim right on x, flipped on x') of {len(cand)} seeds\n")
+    print("| models | count | share of candidate x' labelled like the victim |\n|---|---|---|")
+    for g, ks in groups.items():
+        if ks:
+            print(f"| {g} | {len(ks)} | {rate[g][cand].mean():.3f} |")
+    s, u = rate.get("library extraction students"), rate.get("library unrelated models")
+    if s is not None and u is not None:
+        print(f"\nPair by pair, the follow rates of extraction students and unrelated models correlate at "
+              f"{np.corrcoef(s[cand], u[cand])[0, 1]:.2f}; {int((cand & (s == 1) & (u == 0)).sum())} candidates are "
+              f"followed by every student and by no unrelated model.")
+
+    pirated = [k for k in rows if k.startswith("lib:pirated")]
+    unrelated = [k for k in rows if k.startswith("lib:unrelated")]
+    sel = selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, ctx.device,
+                           preset.x_agreement, preset.neg_follow).index.numpy()
+    oracle_score = np.mean([follow[k] for k in pirated], 0) - np.mean([follow[k] for k in unrelated], 0)
+    oracle = np.argsort(-np.where(cand, oracle_score, -np.inf), kind="stable")[: min(preset.k, int(cand.sum()))]
+    print("\n| selection | K | ARUC | ROC-AUC | max unrelated ARD |\n|---|---|---|---|---|")
+    for name, idx in ((f"preset `{preset.name}` (pools only)", sel), ("oracle (ranks by the library itself)", oracle)):
+        p, q = ard_of(rows, pirated, idx), ard_of(rows, unrelated, idx)
+        print(f"| {name} | {len(idx)} | {metrics.aruc(p, q):.3f} | {metrics.roc_auc(p, q):.3f} | {max(q):.2f} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
