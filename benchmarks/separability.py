@@ -8,7 +8,7 @@ and library model, and prints:
   students, unrelated models, white-box copies);
 - how alike extraction students and unrelated models are, pair by pair (correlation of their
   follow rates);
-- the ARUC of the preset's own selection, and of an *oracle* that ranks candidates by the library's
+- the ARUC of the preset's own selection, of the same without its negative filter, and of an *oracle* that ranks candidates by the library's
   own labels (pirated minus unrelated follow rate). The oracle peeks at the answers, so its ARUC is
   an in-sample upper bound: no selection rule over these candidates can beat it on this library.
 
@@ -104,12 +104,19 @@ def main() -> None:
 
     pirated = [k for k in rows if k.startswith("lib:pirated")]
     unrelated = [k for k in rows if k.startswith("lib:unrelated")]
-    sel = selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, ctx.device,
-                           preset.x_agreement, preset.neg_follow).index.numpy()
+
+    def chosen(neg_follow):
+        return selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree,
+                                ctx.device, preset.x_agreement, neg_follow).index.numpy()
+
     oracle_score = np.mean([follow[k] for k in pirated], 0) - np.mean([follow[k] for k in unrelated], 0)
     oracle = np.argsort(-np.where(cand, oracle_score, -np.inf), kind="stable")[: min(preset.k, int(cand.sum()))]
     print("\n| selection | K | ARUC | ROC-AUC | max unrelated ARD |\n|---|---|---|---|---|")
-    for name, idx in ((f"preset `{preset.name}` (pools only)", sel), ("oracle (ranks by the library itself)", oracle)):
+    variants = [(f"preset `{preset.name}`: pools only, neg_follow={preset.neg_follow}", chosen(preset.neg_follow))]
+    if preset.neg_follow < 1.0:
+        variants.append(("the same without the negative filter (neg_follow=1)", chosen(1.0)))
+    variants.append(("oracle (ranks by the library itself)", oracle))
+    for name, idx in variants:
         p, q = ard_of(rows, pirated, idx), ard_of(rows, unrelated, idx)
         print(f"| {name} | {len(idx)} | {metrics.aruc(p, q):.3f} | {metrics.roc_auc(p, q):.3f} | {max(q):.2f} |")
     sys.stdout.flush()

@@ -51,14 +51,20 @@ def train(
     beta: Optional[float] = typer.Option(None, help="Weight of L_hinge (paper default 5)."),
     gamma: Optional[float] = typer.Option(None, help="Weight of L_conf (paper default 10)."),
     eps: Optional[float] = typer.Option(None, help="L-inf bound of the perturbation in [0,1] pixels (default 0.05)."),
+    false_accusation: Optional[float] = typer.Option(
+        None, "--false-accusation", min=1e-9, max=0.5,
+        help="Largest chance that an unrelated model following x' as often as the validation negatives "
+             "did before selection is flagged; raises the threshold to match (default 0.001)."),
     method: str = typer.Option("ganfinger", help="ganfinger, or a baseline from the same pools: ipguard, conferae, metafinger, deepfool."),
 ):
-    """Build the pools and the GanFinger GAN, select K pairs, calibrate, and write a signed bundle."""
+    """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold (between the
+    validation pools, and no lower than the false-accusation floor), and write a signed bundle."""
     pipeline = trainer("pipeline")
     presets = trainer("presets")
     if preset not in presets.PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(presets.PRESETS)}")
-    overrides = {"k": k, "eta": eta, "alpha": alpha, "beta": beta, "gamma": gamma, "eps": eps}
+    overrides = {"k": k, "eta": eta, "alpha": alpha, "beta": beta, "gamma": gamma, "eps": eps,
+                 "false_accusation_alpha": false_accusation}
     summary = pipeline.run(victim=str(victim), arch=arch, normalization=normalization.value,
                            data=str(data) if data else None, preset_name=preset, device=device.value, key=str(key),
                            out=str(out), cache=str(cache) if cache else None, seed=seed, overrides=overrides,

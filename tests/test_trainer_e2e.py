@@ -36,9 +36,15 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
     assert manifest["perturbation"]["linf_max"] <= 0.05 + 1 / 255
     # A second run reuses every cached pool model (no training, same pools).
     r2 = cli("train", "--victim", SHARED_VICTIM, "--arch", "resnet20", "--data", SHARED_DATA, "--preset", "tiny",
-             "--device", "cpu", "--key", keypair[0], "-o", tmp_path / "fp2.safetensors", "--cache", tmp_path / "cache")
+             "--device", "cpu", "--key", keypair[0], "-o", tmp_path / "fp2.safetensors", "--cache", tmp_path / "cache",
+             "--false-accusation", "0.25")
     assert r2.exit_code == 0
     assert "epoch 1/1" not in r2.stderr
+    # The threshold is never below the signed false-accusation floor, whose alpha the CLI sets.
+    m2 = json.loads(cli("inspect", tmp_path / "fp2.safetensors", "--pubkey", keypair[1], "--format", "json").stdout)["manifest"]
+    cal = m2["provenance"]["calibration"]
+    assert cal["false_accusation_alpha"] == 0.25 and prov["calibration"]["false_accusation_alpha"] == 0.001
+    assert float(m2["scoring"]["threshold"]) >= min(0.95, cal["floor"]) and float(m2["scoring"]["threshold"]) >= min(0.95, cal["between_pools"])
 
 
 def test_train_fails_fast_on_bad_key_and_victim(cli, tmp_path, keypair):

@@ -79,7 +79,7 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         name="cpu", train_per_class=None, test_per_class=None,
         positive=PoolConfig(("vgg11:width=0.5", "resnet20"), ("resnet20",), epochs=10, query="label"),
-        negative=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5",), epochs=12),
+        negative=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5", "resnet20"), epochs=12),
         gan=GanConfig(epochs=4, batch_size=64, train_images=12000), seeds=4000, k=100, neg_follow=0.0,
         notes="fewer, stronger models: VGG-11 at half width trains 3x faster than ResNet-20 on a CPU",
     ),
