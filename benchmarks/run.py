@@ -21,10 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import REPO, context_arguments, load_context  # noqa: E402
 from measure import median_of  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("GFAUDIT_SHARED", REPO.parent / "shared"))
 METHODS = ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool")
 ABLATIONS = {"eta=0": {"eta": 0.0}, "alpha=0": {"alpha": 0.0}, "beta=0": {"beta": 0.0}, "gamma=0": {"gamma": 0.0},
              "pool=1": {"_train_models": 1}}
@@ -126,28 +124,19 @@ def _curves_figure(docs: dict, out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", default="cpu", choices=("tiny", "cpu", "paper"))
-    ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt")
-    ap.add_argument("--arch", default="resnet20")
-    ap.add_argument("--normalization", default="imagenet")
-    ap.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpeg")
-    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
+    ap = context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmark.md")
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--generate-only", action="store_true", help="make the bundles (cached), skip library and evaluation")
     ap.add_argument("--ablations", default=",".join(ABLATIONS), help="comma-separated subset of: " + ", ".join(ABLATIONS))
     args = ap.parse_args()
 
-    from gfaudit_trainer import library as library_mod, pipeline, presets
+    from gfaudit_trainer import library as library_mod, pipeline
     from gfaudit import evaluate as evaluate_mod
 
     started = time.perf_counter()
-    preset = presets.get(args.scale)
-    ctx = pipeline.load_context(args.victim, args.arch, args.normalization, str(args.data), preset, args.device,
-                                args.cache, 0)
+    preset, ctx = load_context(args)
     work = args.cache / f"bench-{args.scale}"
     work.mkdir(parents=True, exist_ok=True)
     key, pub = _key(work)

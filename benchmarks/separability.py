@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(Path(__file__).parent))
+from common import context_arguments, load_context  # noqa: E402
+
 WHITE_BOX = ("copy", "pruning", "fine-tune")  # library families that start from the victim's weights
 
 
@@ -53,30 +54,15 @@ def ard_of(rows, keys, sel):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", default="cpu", choices=("tiny", "cpu", "paper"))
-    ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt")
-    ap.add_argument("--arch", default="resnet20")
-    ap.add_argument("--normalization", default="imagenet")
-    ap.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpeg")
-    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
-    ap.add_argument("--device", default="auto")
-    args = ap.parse_args()
+    args = context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
 
     from gfaudit import evaluate, metrics
-    from gfaudit_trainer import gan, pipeline, presets, selection
+    from gfaudit_trainer import pipeline, selection
 
-    preset = presets.get(args.scale)
-    ctx = pipeline.load_context(args.victim, args.arch, args.normalization, str(args.data), preset, args.device,
-                                args.cache, 0)
+    preset, ctx = load_context(args)
     pools, _, _ = pipeline.build_pools(ctx, preset)
     library = evaluate.load_library(args.cache / f"bench-{args.scale}" / "library")
-    seeds = pipeline.seed_images(ctx, preset)
-    train_x = ctx.d_v.images[: preset.gan.train_images] if preset.gan.train_images else seeds.images
-    trained = gan.train(ctx.victim, [m.model for m in pools.get("positive", "train")],
-                        [m.model for m in pools.get("negative", "train")], train_x, pipeline.runner_up_of(ctx, train_x),
-                        preset.gan, ctx.device, ctx.seed, num_classes=ctx.num_classes)
-    x_prime = gan.generate(trained.generator, seeds.images, pipeline.runner_up_of(ctx, seeds.images), ctx.device)
+    seeds, x_prime, _ = pipeline.gan_candidates(ctx, pools, preset)
     rows = follow_matrix(ctx, pools, library, seeds.images, x_prime)
 
     y, yp = rows["victim"]

@@ -143,9 +143,8 @@ def write_bundle(ctx: Context, run_dir: Path, sel: selection.Selection, *, metho
     return created
 
 
-def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> tuple[selection.Selection, float, dict]:
-    """Train the GAN on the seeds, select K pairs and calibrate: (selection, threshold, provenance part)."""
-    t1 = time.perf_counter()
+def gan_candidates(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset):
+    """Train the GAN and apply it to the candidate seeds: (seeds, x' as uint8, the trained GAN)."""
     seeds = seed_images(ctx, preset)
     # The generator learns a mapping x -> x'; it may train on more of the defender's own data (D_v)
     # than the candidates it is finally applied to.
@@ -153,7 +152,13 @@ def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> t
     trained = gan.train(ctx.victim, [m.model for m in pools.get("positive", "train")],
                         [m.model for m in pools.get("negative", "train")], train_x, runner_up_of(ctx, train_x),
                         preset.gan, ctx.device, ctx.seed, num_classes=ctx.num_classes)
-    x_prime = gan.generate(trained.generator, seeds.images, runner_up_of(ctx, seeds.images), ctx.device)
+    return seeds, gan.generate(trained.generator, seeds.images, runner_up_of(ctx, seeds.images), ctx.device), trained
+
+
+def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> tuple[selection.Selection, float, dict]:
+    """Train the GAN on the seeds, select K pairs and calibrate: (selection, threshold, provenance part)."""
+    t1 = time.perf_counter()
+    seeds, x_prime, trained = gan_candidates(ctx, pools, preset)
     sel = selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, ctx.device,
                            preset.x_agreement, preset.neg_follow)
     if sel.stats["selected"] == 0:

@@ -1,0 +1,33 @@
+"""What the benchmark scripts share: where the shared victim and data live, the arguments that name
+them, and the trainer context built from those arguments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GFAUDIT_SHARED", REPO.parent / "shared"))
+
+
+def context_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--scale, --victim, --arch, --normalization, --data, --cache and --device, defaulting to the shared ResNet-20."""
+    ap.add_argument("--scale", default="cpu", choices=("tiny", "cpu", "paper"))
+    ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt")
+    ap.add_argument("--arch", default="resnet20")
+    ap.add_argument("--normalization", default="imagenet")
+    ap.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpeg")
+    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
+    ap.add_argument("--device", default="auto")
+    return ap
+
+
+def load_context(args):
+    """(preset, trainer context) for the parsed arguments; seed 0, as the shipped bundle."""
+    from gfaudit_trainer import pipeline, presets
+
+    preset = presets.get(args.scale)
+    ctx = pipeline.load_context(args.victim, args.arch, args.normalization, str(args.data), preset, args.device,
+                                args.cache, 0)
+    return preset, ctx
