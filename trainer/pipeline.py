@@ -167,14 +167,17 @@ def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> t
         log(f"warning: only {sel.stats['selected']} of K={preset.k} pairs passed selection")
     val_pos = selection.model_scores(pools.get("positive", "val"), sel, ctx.victim, ctx.device)
     val_neg = selection.model_scores(pools.get("negative", "val"), sel, ctx.victim, ctx.device)
+    pos_scores, neg_scores = [r["score"] for r in val_pos], [r["score"] for r in val_neg]
     base_rate = sel.stats["negative_val_follow_before_selection"]
-    floor = selection.false_accusation_floor(base_rate, sel.stats["selected"], preset.false_accusation_alpha) if base_rate is not None else 0.0
-    threshold = selection.calibrate([r["score"] for r in val_pos], [r["score"] for r in val_neg], floor)
+    floor = (0.0 if base_rate is None else
+             selection.false_accusation_floor(base_rate, sel.stats["selected"], preset.false_accusation_alpha))
+    between = selection.calibrate(pos_scores, neg_scores)
+    threshold = selection.calibrate(pos_scores, neg_scores, floor)
     log(f"selected {sel.stats['selected']} pairs; validation ARD positive {[r['ard'] for r in val_pos]} "
         f"negative {[r['ard'] for r in val_neg]}; threshold {threshold} (false-accusation floor {floor:.3f})")
     part = {"validation_scores": {"positive": val_pos, "negative": val_neg}, "selection": sel.stats,
             "calibration": {"false_accusation_alpha": preset.false_accusation_alpha, "floor": round(floor, 4),
-                            "between_pools": round(selection.calibrate([r["score"] for r in val_pos], [r["score"] for r in val_neg]), 4)},
+                            "between_pools": between},
             "gan_history": trained.history, "gan_direction_checks": trained.direction_checks(),
             "timings_s": {"fingerprint_generation": round(time.perf_counter() - t1, 1), "gan_training": round(trained.seconds, 1)}}
     return sel, threshold, part
