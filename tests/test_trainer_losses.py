@@ -53,7 +53,7 @@ def test_hinge_only_bites_above_c():
     delta = torch.full((4, 3, 2, 2), 1.0, requires_grad=True)
     before, after = _descend(delta, lambda: losses.hinge_loss(delta, c=1.0))
     assert after < before
-    assert float(delta.flatten(1).norm(dim=1).mean()) < 3.464  # norm shrank toward c
+    assert float(delta.detach().flatten(1).norm(dim=1).mean()) < 3.464  # norm shrank toward c
 
 
 def test_discriminator_and_gan_losses_pull_against_each_other():
@@ -71,9 +71,9 @@ def test_discriminator_and_gan_losses_pull_against_each_other():
     with torch.no_grad():
         frozen.weight.copy_(d.weight)
         frozen.bias.copy_(d.bias)
-    d_before = float(frozen(fake).mean())
+    d_before = float(frozen(fake).mean().detach())
     _descend(shift, lambda: losses.gan_loss(frozen(fake + shift).squeeze(1)))
-    assert float(frozen(fake + shift).mean()) > d_before  # G makes D call x' real
+    assert float(frozen(fake + shift).mean().detach()) > d_before  # G makes D call x' real
 
 
 def test_conf_loss_pulls_toward_positives_and_away_from_negatives():

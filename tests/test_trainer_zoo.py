@@ -64,6 +64,7 @@ def test_export_onnx_parity(tmp_path, cli):
     assert not (tmp_path / "bad.onnx").exists()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # the test itself writes TorchScript
 @pytest.mark.parametrize("fmt", ["state_dict_pt", "safetensors", "torch_export_pt2", "torchscript"])
 def test_victim_formats_load_to_the_same_function(tmp_path, fmt):
     import torch

@@ -3,6 +3,7 @@ whole model saved with torch.export (.pt2) or TorchScript, so that any architect
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -58,7 +59,9 @@ def load(path: str | Path, arch: str | None, num_classes: int = 10) -> nn.Module
                                  f"(missing {len(missing)}, unexpected {len(unexpected)} keys)")
         elif path.suffix in (".pt", ".pth", ".ts", ".torchscript"):
             try:
-                model = torch.jit.load(str(path), map_location="cpu")
+                with warnings.catch_warnings():  # TorchScript is deprecated upstream but still a format owners ship
+                    warnings.simplefilter("ignore", FutureWarning)
+                    model = torch.jit.load(str(path), map_location="cpu")
             except RuntimeError:
                 raise UsageError(f"{path}: a state_dict needs --arch; or save the model with torch.export (.pt2)") from None
         else:
