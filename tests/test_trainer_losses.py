@@ -86,7 +86,7 @@ def test_conf_loss_pulls_toward_positives_and_away_from_negatives():
     delta = torch.zeros_like(x, requires_grad=True)
 
     def kl_to(model):
-        return float(losses.kl(victim(x + delta), model(x + delta)))
+        return float(losses.kl(victim(x + delta), model(x + delta)).detach())
 
     kp, kn = kl_to(pos), kl_to(neg)
     _descend(delta, lambda: losses.conf_loss(victim(x + delta), [pos(x + delta)], [neg(x + delta)]), steps=30, lr=0.02)
