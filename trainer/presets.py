@@ -85,7 +85,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "paper": Preset(
         name="paper", train_per_class=None, test_per_class=None,
-        positive=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60),
+        positive=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60, query="label"),
         negative=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60),
         gan=GanConfig(epochs=60, batch_size=128), seeds=5000, k=100, neg_follow=0.1,
         notes="the paper's scale, for a GPU",
