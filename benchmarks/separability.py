@@ -8,9 +8,10 @@ and library model, and prints:
   students, unrelated models, white-box copies);
 - how alike extraction students and unrelated models are, pair by pair (correlation of their
   follow rates);
-- the ARUC of the preset's own selection, of the same without its negative filter, and of an *oracle* that ranks candidates by the library's
-  own labels (pirated minus unrelated follow rate). The oracle peeks at the answers, so its ARUC is
-  an in-sample upper bound: no selection rule over these candidates can beat it on this library.
+- the ARUC of the preset's own selection, of the same without its negative filter, and of an
+  *oracle* that ranks candidates by the library's own labels (pirated minus unrelated follow
+  rate). The oracle peeks at the answers, so its ARUC is an in-sample upper bound: no selection
+  rule over these candidates can beat it on this library.
 
 Run after ``benchmarks/run.py`` has built the pools and the library:
     python benchmarks/separability.py --scale cpu --cache /path/to/cache
@@ -91,9 +92,11 @@ def main() -> None:
     pirated = [k for k in rows if k.startswith("lib:pirated")]
     unrelated = [k for k in rows if k.startswith("lib:unrelated")]
 
+    votes = selection.vote(ctx.victim, pools, seeds.images, x_prime, ctx.device)
+
     def chosen(neg_follow):
-        return selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree,
-                                ctx.device, preset.x_agreement, neg_follow).index.numpy()
+        return selection.choose(votes, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree,
+                                preset.x_agreement, neg_follow).index.numpy()
 
     oracle_score = np.mean([follow[k] for k in pirated], 0) - np.mean([follow[k] for k in unrelated], 0)
     oracle = np.argsort(-np.where(cand, oracle_score, -np.inf), kind="stable")[: min(preset.k, int(cand.sum()))]
@@ -105,7 +108,6 @@ def main() -> None:
     for name, idx in variants:
         p, q = ard_of(rows, pirated, idx), ard_of(rows, unrelated, idx)
         print(f"| {name} | {len(idx)} | {metrics.aruc(p, q):.3f} | {metrics.roc_auc(p, q):.3f} | {max(q):.2f} |")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -39,28 +39,49 @@ def _agree(models, images, labels, device) -> torch.Tensor:
     return torch.stack([predict(m.model, images, device) == labels for m in models])
 
 
-def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
-           pos_agree: float, device, x_agreement: bool = True, neg_follow: float = 1.0) -> Selection:
+@dataclass
+class PoolVotes:
+    """The victim's labels on the candidates and, per pool model, whether it agrees with them.
+    Rows are the pool's training models, then its validation models (the last ``n_*_val`` rows)."""
+
+    y: torch.Tensor
+    y_prime: torch.Tensor
+    pos_x: torch.Tensor  # [positives, n] bool: labels x like the victim
+    pos_xp: torch.Tensor  # [positives, n] float: gives x' the victim's label
+    neg_xp: torch.Tensor  # [negatives, n] float: gives x' the victim's label
+    n_pos_val: int
+    n_neg_val: int
+
+
+def vote(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, device) -> PoolVotes:
+    """Label the candidates with the victim and every pool model (the expensive half of selection)."""
     y = predict(victim, x, device)
     y_prime = predict(victim, x_prime, device)
     positives = pools.get("positive", "train") + pools.get("positive", "val")
     negatives = pools.get("negative", "train") + pools.get("negative", "val")
-    ok = (y == true_labels) & (y_prime != y)
-    if positives and x_agreement:
-        ok &= _agree(positives, x, y, device).all(0)
-    pos_all = _agree(positives, x_prime, y_prime, device).float()
-    n_val = len(pools.get("positive", "val"))  # the last rows of pos_all
-    if n_val:
-        ok &= pos_all[-n_val:].mean(0) >= pos_agree
-    neg_all = _agree(negatives, x_prime, y_prime, device).float()
-    candidates = (y == true_labels) & (y_prime != y)
-    n_neg_val = len(pools.get("negative", "val"))  # the last rows of neg_all
+    return PoolVotes(y, y_prime, _agree(positives, x, y, device), _agree(positives, x_prime, y_prime, device).float(),
+                     _agree(negatives, x_prime, y_prime, device).float(), len(pools.get("positive", "val")),
+                     len(pools.get("negative", "val")))
+
+
+def choose(votes: PoolVotes, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
+           pos_agree: float, x_agreement: bool = True, neg_follow: float = 1.0) -> Selection:
+    """Filter and rank the candidates from the pools' votes (the rule of the module docstring)."""
+    v = votes
+    candidates = (v.y == true_labels) & (v.y_prime != v.y)
+    ok = candidates.clone()
+    if len(v.pos_x) and x_agreement:
+        ok &= v.pos_x.all(0)
+    if v.n_pos_val:
+        ok &= v.pos_xp[-v.n_pos_val:].mean(0) >= pos_agree
     # How often an unrelated model the selection never filtered on follows a candidate x': the
     # validation negatives' rate before selection (after it, it is near 0 by construction).
-    base_rate = float(neg_all[-n_neg_val:][:, candidates].mean(1).max()) if n_neg_val and candidates.any() else None
-    if len(neg_all):
-        ok &= neg_all.mean(0) <= neg_follow + 1e-9
-    score = (pos_all.mean(0) if len(pos_all) else torch.zeros(len(x))) - (neg_all.mean(0) if len(neg_all) else 0)
+    base_rate = (float(v.neg_xp[-v.n_neg_val:][:, candidates].mean(1).max())
+                 if v.n_neg_val and candidates.any() else None)
+    if len(v.neg_xp):
+        ok &= v.neg_xp.mean(0) <= neg_follow + 1e-9
+    score = ((v.pos_xp.mean(0) if len(v.pos_xp) else torch.zeros(len(x)))
+             - (v.neg_xp.mean(0) if len(v.neg_xp) else 0))
     score = torch.where(ok, score, torch.full_like(score, -10.0))
     order = torch.argsort(score, descending=True, stable=True)
     chosen = order[: min(k, int(ok.sum()))]
@@ -73,6 +94,12 @@ def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_la
         "mean_conferrability": round(float(score[chosen].mean()), 4) if len(chosen) else None,
     }
     return Selection(chosen, x[chosen], x_prime[chosen], stats)
+
+
+def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
+           pos_agree: float, device, x_agreement: bool = True, neg_follow: float = 1.0) -> Selection:
+    """Label the candidates with the pools, then keep the best K pairs."""
+    return choose(vote(victim, pools, x, x_prime, device), x, x_prime, true_labels, k, pos_agree, x_agreement, neg_follow)
 
 
 def select_ranked(victim, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, rank: torch.Tensor, k: int,
