@@ -20,18 +20,28 @@ import torch.nn.functional as F
 
 from gfaudit.onnx_model import DeviceError
 
+from . import recipes
 from .progress import bar, log
 
 
 @dataclass(frozen=True)
 class FitConfig:
     epochs: int
-    lr: float = 0.05
+    lr: float = 0.05  # peak learning rate; under a summed-loss recipe (``fast``), per 1024 examples
     batch_size: int = 128
-    weight_decay: float = 5e-4
+    weight_decay: float | None = 5e-4  # None: the recipe's
     augment: bool = True
     seed: int = 0
     query: str = ""  # "" fixed targets; "label" / "prob": the teacher labels each augmented batch
+    recipe: str = "classic"  # a name in recipes.RECIPES
+    temperature: float = 1.0  # soft targets: the student matches p**(1/T), renormalised, at temperature T
+    bias_scaler: float | None = None  # None: the recipe's (how much faster BatchNorm shifts learn)
+
+    @classmethod
+    def fast(cls, epochs: int, arch: str = "airbench", seed: int = 0, query: str = "", **kwargs) -> "FitConfig":
+        """The fast recipe with the learning rate, batch size and BatchNorm-shift scale of ``arch``'s family."""
+        defaults = {**recipes.fast_defaults(arch), "weight_decay": None}
+        return cls(epochs=epochs, seed=seed, query=query, recipe="fast", **{**defaults, **kwargs})
 
 
 QUERIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -41,7 +51,7 @@ QUERIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random crop (pad 4) and horizontal flip, on a batch of [0,1] images."""
+    """Random crop (pad 4) and horizontal flip, on a batch of [0,1] images: one offset per batch."""
     n, _, h, w = x.shape
     padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
     dx, dy = torch.randint(0, 9, (2,), generator=g).tolist()
@@ -50,14 +60,90 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
 
 
+def augment_per_image(x: torch.Tensor, g: torch.Generator, translate: int) -> torch.Tensor:
+    """Flip and translate by up to ``translate`` pixels (reflect padding), drawn per image."""
+    n, _, h, w = x.shape
+    r = translate
+    padded = F.pad(x, (r, r, r, r), mode="reflect")
+    shifts = torch.randint(0, 2 * r + 1, (n, 2), generator=g)
+    flip = torch.rand(n, generator=g) < 0.5
+    out = torch.empty_like(x)
+    code = shifts[:, 0] * (2 * r + 1) + shifts[:, 1]
+    for c in code.unique().tolist():
+        idx = (code == c).nonzero().flatten()
+        dy, dx = divmod(c, 2 * r + 1)
+        out[idx] = padded[idx, :, dy:dy + h, dx:dx + w]
+    return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
+
+
 def to_float(images_u8: torch.Tensor, device) -> torch.Tensor:
     return images_u8.to(device, non_blocking=True).float().div_(255.0).contiguous(memory_format=torch.channels_last)
 
 
-def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _loss(logits: torch.Tensor, target: torch.Tensor, recipe: recipes.Recipe, temperature: float) -> torch.Tensor:
+    """Hard labels: cross-entropy (with the recipe's smoothing); soft: KL at ``temperature`` (x T^2)."""
+    if not recipe.summed_loss and not recipe.label_smoothing and temperature == 1.0:  # classic, as it always was
+        if target.dtype == torch.long:
+            return F.cross_entropy(logits, target)
+        return F.kl_div(F.log_softmax(logits, 1), target, reduction="batchmean")
+    reduce = torch.sum if recipe.summed_loss else torch.mean
     if target.dtype == torch.long:
-        return F.cross_entropy(logits, target)
-    return F.kl_div(F.log_softmax(logits, 1), target, reduction="batchmean")
+        return reduce(F.cross_entropy(logits, target, label_smoothing=recipe.label_smoothing, reduction="none"))
+    if temperature != 1.0:
+        target = (target.clamp_min(1e-12).log() / temperature).softmax(1)
+    per = F.kl_div(F.log_softmax(logits / temperature, 1), target, reduction="none").sum(1) * temperature**2
+    return reduce(per)
+
+
+def _param_groups(model: nn.Module, params: list[nn.Parameter], cfg: FitConfig, recipe: recipes.Recipe) -> list[dict]:
+    """One group, or (fast) BatchNorm shifts apart: a higher learning rate, the same decay product."""
+    if recipe.summed_loss:  # airbench: hyper-parameters per 1024 examples, independent of the momentum
+        kilostep = 1024 * (1 + 1 / (1 - recipe.momentum))
+        lr = cfg.lr / kilostep
+        wd = (recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay) * cfg.batch_size / kilostep
+    else:
+        lr, wd = cfg.lr, recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay
+        return [{"params": params, "lr": lr, "weight_decay": wd}]
+    wanted = {id(p) for p in params}
+    shifts = [m.bias for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.bias is not None and id(m.bias) in wanted]
+    shift_ids = {id(p) for p in shifts}
+    rest = [p for p in params if id(p) not in shift_ids]
+    lr_shift = lr * (recipe.bias_scaler if cfg.bias_scaler is None else cfg.bias_scaler)
+    groups = [{"params": rest, "lr": lr, "weight_decay": wd / lr}]
+    if shifts:
+        groups.append({"params": shifts, "lr": lr_shift, "weight_decay": wd / lr_shift})
+    return groups
+
+
+def _inner(model: nn.Module) -> nn.Module:
+    return getattr(model, "model", model)
+
+
+def _data_init(model: nn.Module, images: torch.Tensor, device) -> bool:
+    """Let a fresh model set data-dependent weights (AirbenchNet's whitening) from up to 5,000
+    images; a model that already has them (fine-tuning a trained one) keeps its own. True if set."""
+    inner = _inner(model)
+    if not hasattr(inner, "data_init") or bool(inner.data_initialised):
+        return False
+    x = to_float(images[:5000], device)
+    if hasattr(model, "mean"):
+        x = (x - model.mean) / model.std
+    inner.data_init(x)
+    return True
+
+
+class _Lookahead:
+    """airbench's lookahead: every few steps the weights move to an average of their recent past."""
+
+    def __init__(self, model: nn.Module):
+        self.ema = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        state = model.state_dict()
+        for k, ema in self.ema.items():
+            ema.lerp_(state[k], 1 - decay)
+            state[k].copy_(ema)
 
 
 def fit(
@@ -81,25 +167,35 @@ def fit(
     """
     if cfg.query and (teacher is None or cfg.query not in QUERIES):
         raise ValueError(f"query {cfg.query!r} needs a teacher and one of {', '.join(QUERIES)}")
+    recipe = recipes.get(cfg.recipe)
     if teacher is not None:
         teacher.eval()
     model.to(device).to(memory_format=torch.channels_last)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(_param_groups(model, params, cfg, recipe), lr=cfg.lr, momentum=recipe.momentum, nesterov=True)
     steps_per_epoch = max(1, math.ceil(len(images) / cfg.batch_size))
     total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: recipes.lr_factor(recipe, s, total))
+    lookahead = _Lookahead(model) if recipe.lookahead_every else None
     start = 0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
+        if lookahead is not None:
+            lookahead.ema = state["lookahead"]
         start = int(state["epoch"])
         log(f"{desc}: resuming after epoch {start}/{cfg.epochs}")
+    elif _data_init(model, images, device):
+        if lookahead is not None:
+            lookahead = _Lookahead(model)
+    whiten = getattr(_inner(model), "whiten", None)
     g = torch.Generator().manual_seed(cfg.seed)
     for epoch in range(start, cfg.epochs):
         g.manual_seed(cfg.seed * 1000 + epoch)
+        if whiten is not None and recipe.whiten_bias_epochs and whiten.bias is not None:
+            whiten.bias.requires_grad_(epoch < recipe.whiten_bias_epochs)
         model.train()
         perm = torch.randperm(len(images), generator=g)
         seen, loss_sum = 0, 0.0
@@ -109,26 +205,31 @@ def fit(
                 xb = to_float(images[idx], device)
                 yb = targets[idx].to(device)
                 if cfg.augment:
-                    xb = augment(xb, g)
+                    xb = augment_per_image(xb, g, recipe.translate) if recipe.per_image else augment(xb, g)
                 if cfg.query:
                     with torch.no_grad():
                         yb = QUERIES[cfg.query](teacher(xb))
                 if perturb is not None:
                     xb = perturb(model, xb, yb)
                     model.train()
-                loss = _loss(model(xb), yb)
+                loss = _loss(model(xb), yb, recipe, cfg.temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
+                step = epoch * steps_per_epoch + i + 1
+                if lookahead is not None and (step % recipe.lookahead_every == 0 or step == total):
+                    lookahead.update(model, 1.0 if step == total else recipes.lookahead_decay(step, total))
                 seen += len(idx)
-                loss_sum += loss.item() * len(idx)
+                loss_sum += loss.item() * (1 if recipe.summed_loss else len(idx))
                 advance()
         log(f"{desc}: epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / max(seen, 1):.4f}")
         if checkpoint is not None:
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch + 1}
+            if lookahead is not None:
+                state["lookahead"] = lookahead.ema
             tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "epoch": epoch + 1}, tmp)
+            torch.save(state, tmp)
             os.replace(tmp, checkpoint)
     model.eval()
     return model

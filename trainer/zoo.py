@@ -170,3 +170,72 @@ class Normalized(nn.Module):
 
     def forward(self, x):
         return self.model((x - self.mean) / self.std)
+
+
+class _BatchNormFrozenScale(nn.BatchNorm2d):
+    """BatchNorm whose scale stays 1 (airbench: only the shift learns; running stats move fast)."""
+
+    def __init__(self, channels: int, momentum: float = 0.6):
+        super().__init__(channels, eps=1e-12, momentum=1 - momentum)
+        self.weight.requires_grad_(False)
+
+
+class _AirConv(nn.Conv2d):
+    """3x3 'same' convolution initialised as a partial identity (dirac), as airbench does."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 3, padding=1, bias=False)
+        nn.init.dirac_(self.weight.data[: min(c_in, c_out)])
+
+
+class _AirGroup(nn.Module):
+    """conv -> maxpool -> BN -> GELU -> conv -> BN -> GELU: one of airbench's three conv groups."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv1, self.pool, self.norm1 = _AirConv(c_in, c_out), nn.MaxPool2d(2), _BatchNormFrozenScale(c_out)
+        self.conv2, self.norm2 = _AirConv(c_out, c_out), _BatchNormFrozenScale(c_out)
+
+    def forward(self, x):
+        x = F.gelu(self.norm1(self.pool(self.conv1(x))))
+        return F.gelu(self.norm2(self.conv2(x)))
+
+
+class AirbenchNet(nn.Module):
+    """The airbench94 network (Jordan 2024) for CIFAR-scale inputs, at any ``width``.
+
+    A frozen 2x2 whitening convolution (its weights are the +/- eigenvectors of the training
+    patches' covariance, set by :meth:`data_init`), three GELU conv groups, a 3x3 max-pool and a
+    bias-free linear head scaled by 1/9. Width 1.0 is airbench94 (64/256/256 channels).
+    """
+
+    def __init__(self, num_classes: int = 10, width: float = 1.0):
+        super().__init__()
+        w1, w2, w3 = (max(8, int(c * width)) for c in (64, 256, 256))
+        self.whiten = nn.Conv2d(3, 24, 2, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        self.groups = nn.Sequential(_AirGroup(24, w1), _AirGroup(w1, w2), _AirGroup(w2, w3))
+        self.head = nn.Linear(w3, num_classes, bias=False)
+        self.scale = 1 / 9
+        self.register_buffer("data_initialised", torch.zeros((), dtype=torch.uint8))
+
+    @torch.no_grad()
+    def data_init(self, x: torch.Tensor, eps: float = 5e-4) -> None:
+        """Whitening weights from the 2x2 patches of (normalised) training images ``x``."""
+        c, (h, w) = x.shape[1], self.whiten.weight.shape[2:]
+        patches = x.float().unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3).reshape(-1, c * h * w)
+        cov = patches.T @ patches / len(patches)
+        values, vectors = torch.linalg.eigh(cov)
+        values, vectors = values.flip(0), vectors.T.reshape(-1, c, h, w).flip(0)
+        scaled = vectors / torch.sqrt(values.clamp_min(0) + eps).view(-1, 1, 1, 1)
+        self.whiten.weight.copy_(torch.cat((scaled, -scaled)))
+        self.whiten.bias.zero_()
+        self.data_initialised.fill_(1)
+
+    def forward(self, x):
+        x = self.groups(F.gelu(self.whiten(x)))
+        x = F.max_pool2d(x, 3).flatten(1)
+        return self.head(x) * self.scale
+
+
+ARCHS["airbench"] = AirbenchNet
