@@ -43,26 +43,21 @@ def _key(work: Path):
 
 def _bundle(method: str, out: Path, ctx, pools, preset, run_dir, pool_seconds, key, overrides=None):
     """Generate one method's bundle unless it is cached; return its generation time from the signed provenance."""
-    from gfaudit_trainer import baselines, pipeline, pools as pools_mod, presets
+    from gfaudit_trainer import pipeline, pools as pools_mod, presets
 
     if not out.is_file():
         p = presets.get(preset.name, **{k: v for k, v in (overrides or {}).items() if not k.startswith("_")})
         use = pools
         n = (overrides or {}).get("_train_models")
         if n:
-            use = pools_mod.Pools([m for m in pools.models if m.split == "val" or m.index < n])
+            use = pools_mod.Pools([m for m in pools.models if m.split != "train" or m.index < n])
         log(f"generating {method} {overrides or ''}")
-        if method == "ganfinger":
-            sel, threshold, part = pipeline.ganfinger(ctx, use, p)
-            rule = "ard"
-        else:
-            sel, threshold, part = baselines.fingerprint(ctx, use, p, method)
-            rule = "label_match"
+        sel, cal, part = pipeline.select_and_calibrate(ctx, use, p, method)
         prov = pipeline.base_provenance(ctx, p, use, pool_seconds)
         prov["timings_s"].update(part.pop("timings_s"))
         prov.update(part, tool="benchmarks/run.py", overrides={k: v for k, v in (overrides or {}).items()})
-        pipeline.write_bundle(ctx, run_dir, sel, method=method, rule=rule, threshold=threshold, provenance=prov, key=key,
-                              out=out)
+        pipeline.write_bundle(ctx, run_dir, sel, method=method, rule=cal.rule, threshold=cal.threshold, provenance=prov,
+                              key=key, out=out, null_model=cal.null_model)
     return out
 
 

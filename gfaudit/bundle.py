@@ -78,22 +78,26 @@ def _validate_arrays(x, x_prime, y, y_prime, num_classes: int) -> None:
 
 
 def build_manifest(pairs: dict[str, np.ndarray], *, method: str, rule: str, threshold: float | str,
-                   input_spec: mf.InputSpec, provenance: dict) -> dict:
+                   input_spec: mf.InputSpec, provenance: dict, null_model: mf.NullModel | None = None) -> dict:
     """The manifest for ``pairs`` (x, x_prime, y, y_prime): what gets signed."""
+    scoring = {"rule": rule, "threshold": mf.decimal_string(threshold), "verdict": "derived if score >= threshold"}
+    if null_model is not None:
+        scoring["null_model"] = null_model.to_json()
     return {
         "format_version": mf.FORMAT_VERSION,
         "method": method,
         "k": int(pairs["x"].shape[0]),
         "tensors": {name: tensor_entry(pairs[name]) for name in mf.REQUIRED_TENSORS},
         "input": input_spec.to_json(),
-        "scoring": {"rule": rule, "threshold": mf.decimal_string(threshold), "verdict": "derived if score >= threshold"},
+        "scoring": scoring,
         "perturbation": statistics(pairs["x"], pairs["x_prime"]),
         "provenance": provenance,
     }
 
 
 def write(path: str | os.PathLike, pairs: dict[str, np.ndarray], *, method: str, rule: str, threshold: float | str,
-          input_spec: mf.InputSpec, provenance: dict, key: Ed25519PrivateKey) -> Path:
+          input_spec: mf.InputSpec, provenance: dict, key: Ed25519PrivateKey,
+          null_model: mf.NullModel | None = None) -> Path:
     """Serialise, sign and atomically write ``path`` and ``path.sig``; returns the bundle path.
     ``pairs`` holds x and x_prime (uint8 [K,C,H,W]) and y and y_prime (the victim's labels)."""
     from safetensors.numpy import save
@@ -104,7 +108,7 @@ def write(path: str | os.PathLike, pairs: dict[str, np.ndarray], *, method: str,
     if rule not in mf.SCORING_RULES:
         raise UsageError(f"unknown scoring rule {rule!r}")
     manifest = build_manifest(pairs, method=method, rule=rule, threshold=threshold, input_spec=input_spec,
-                              provenance=provenance)
+                              provenance=provenance, null_model=null_model)
     mf.parse(manifest)  # what we sign must be what we can read back
     data = save(pairs, metadata=SAFETENSORS_METADATA)
     return write_signed(path, data, manifest, key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import scoring
+from . import calibration, scoring
 from .bundle import Bundle
 from .errors import SuspectError
 from .onnx_model import OnnxClassifier
@@ -23,6 +23,7 @@ class SuspectResult:
     p_ori: float | None = None
     p_conf: float | None = None
     match_rate: float | None = None
+    p_value: float | None = None  # P[an independent model scores this high] under the signed null model
     error: str | None = None
 
     def to_json(self) -> dict:
@@ -73,7 +74,16 @@ def check_one(path: str, bundle: Bundle, device: str, expect: str | None) -> tup
     verdict, code = decide(s.score, threshold, expect)
     ard = s.p_conf - s.p_ori
     return SuspectResult(path, verdict, code, threshold, round(s.score, 6), round(ard, 6),
-                         round(s.p_ori, 6), round(s.p_conf, 6), round(s.match_rate, 6)), model.provider
+                         round(s.p_ori, 6), round(s.p_conf, 6), round(s.match_rate, 6),
+                         suspect_p_value(bundle, s.score)), model.provider
+
+
+def suspect_p_value(bundle: Bundle, score: float) -> float | None:
+    """How likely an independent model scores >= ``score`` under the bundle's signed calibration."""
+    null = bundle.manifest.null_model
+    if null is None:
+        return None
+    return float(f"{calibration.p_value(score, bundle.k, float(null.hit_rate)):.3g}")
 
 
 def check(bundle: Bundle, paths: list[str], device: str = "auto", expect: str | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -53,12 +53,16 @@ def train(
     eps: Optional[float] = typer.Option(None, help="L-inf bound of the perturbation in [0,1] pixels (default 0.05)."),
     false_accusation: Optional[float] = typer.Option(
         None, "--false-accusation", min=1e-9, max=0.5,
-        help="Largest chance that an unrelated model following x' as often as the validation negatives "
-             "did before selection is flagged; raises the threshold to match (default 0.001)."),
+        help="False-accusation rate aimed at: the threshold is the score an independent model reaches with at most "
+             "this probability under the calibration negatives' hit-rate bound (default 0.001)."),
     method: str = typer.Option("ganfinger", help="ganfinger, or a baseline from the same pools: ipguard, conferae, metafinger, deepfool."),
+    reference: Optional[List[Path]] = typer.Option(
+        None, "--reference",
+        help="Independently trained model of the same task (ONNX, exported like the victim), or a folder of them; "
+             "repeatable. Used label-only: alternately as a calibration negative and a selection negative."),
 ):
-    """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold (between the
-    validation pools, and no lower than the false-accusation floor), and write a signed bundle."""
+    """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold on negatives
+    that neither the GAN nor the selection saw (and --reference models), and write a signed bundle."""
     pipeline = trainer("pipeline")
     presets = trainer("presets")
     if preset not in presets.PRESETS:
@@ -68,7 +72,7 @@ def train(
     summary = pipeline.run(victim=str(victim), arch=arch, normalization=normalization.value,
                            data=str(data) if data else None, preset_name=preset, device=device.value, key=str(key),
                            out=str(out), cache=str(cache) if cache else None, seed=seed, overrides=overrides,
-                           method=method)
+                           method=method, references=[str(r) for r in reference or []])
     typer.echo(json.dumps(summary, indent=2))
 
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import bundle as bundle_io
 from .errors import UsageError
-from .manifest import InputSpec
+from .manifest import InputSpec, NullModel
 from .onnx_model import OnnxClassifier
 from .provenance import file_sha256, now_utc, versions
 
@@ -47,6 +47,7 @@ def create(
     class_names: list[str] | None = None,
     provenance: dict | None = None,
     device: str = "auto",
+    null_model: NullModel | None = None,
 ) -> Created:
     """Label pairs with the victim, drop pairs whose x' keeps x's label, then sign and write."""
     if x.dtype != np.uint8 or x_prime.dtype != np.uint8 or x.ndim != 4 or x.shape != x_prime.shape:
@@ -76,5 +77,5 @@ def create(
     prov.update(provenance or {})
     pairs = {"x": x[keep], "x_prime": x_prime[keep], "y": y[keep], "y_prime": y_prime[keep]}
     path = bundle_io.write(out, pairs, method=method, rule=rule or rule_for(method), threshold=threshold,
-                           input_spec=spec, provenance=prov, key=key)
+                           input_spec=spec, provenance=prov, key=key, null_model=null_model)
     return Created(path, int(keep.sum()), int((~keep).sum()))

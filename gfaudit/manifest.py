@@ -92,6 +92,35 @@ def parse_input_spec(raw: dict) -> InputSpec:
 
 
 @dataclass(frozen=True)
+class NullModel:
+    """The signed calibration of the verdict (gfaudit/calibration.py): ``hit_rate`` bounds how often
+    an independent model hits a pair; ``false_accusation_rate`` is the alpha the threshold aims at."""
+
+    hit_rate: Decimal
+    false_accusation_rate: Decimal
+
+    def to_json(self) -> dict:
+        return {"kind": "binomial-upper-bound", "hit_rate": decimal_string(self.hit_rate, 6),
+                "false_accusation_rate": decimal_string(self.false_accusation_rate, 8)}
+
+
+def _unit_decimal(raw: dict, key: str) -> Decimal:
+    text = _need(raw, key, str, "scoring.null_model")
+    if not _DECIMAL.match(text) or not Decimal(0) <= Decimal(text) <= Decimal(1):
+        raise IntegrityError(f"manifest: scoring.null_model.{key} is not a decimal string in [0, 1]")
+    return Decimal(text)
+
+
+def parse_null_model(raw: object) -> NullModel | None:
+    """The optional null model; bundles signed before it existed have none (no p-value then)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("kind") != "binomial-upper-bound":
+        raise IntegrityError("manifest: scoring.null_model is not a known calibration")
+    return NullModel(_unit_decimal(raw, "hit_rate"), _unit_decimal(raw, "false_accusation_rate"))
+
+
+@dataclass(frozen=True)
 class Manifest:
     method: str
     rule: str
@@ -99,6 +128,7 @@ class Manifest:
     input: InputSpec
     tensors: dict
     raw: dict
+    null_model: NullModel | None = None
 
     @property
     def threshold_float(self) -> float:
@@ -133,7 +163,7 @@ def parse(raw: object) -> Manifest:
         shape = entry.get("shape")
         if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
             raise IntegrityError(f"manifest: tensors.{name}.shape is not a list of integers")
-    return Manifest(method, rule, threshold, spec, tensors, raw)
+    return Manifest(method, rule, threshold, spec, tensors, raw, parse_null_model(scoring.get("null_model")))
 
 
 def statement(subject_name: str, subject_sha256: str, manifest: dict) -> dict:

@@ -24,6 +24,25 @@ def statistics(x: np.ndarray, x_prime: np.ndarray) -> dict[str, float]:
     }
 
 
+def diversity(x: np.ndarray, x_prime: np.ndarray, targets: np.ndarray) -> dict:
+    """How input-specific the perturbations are: the mean cosine of x' - x between pairs with the same
+    target class and with different ones (near-universal perturbations score high within a class),
+    how many pairs each target class holds, and the largest class's share."""
+    d = (x_prime.astype(np.float64) - x.astype(np.float64)).reshape(len(x), -1)
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    cos = d @ d.T
+    t = np.asarray(targets)
+    same = (t[:, None] == t[None, :]) & ~np.eye(len(t), dtype=bool)
+    other = t[:, None] != t[None, :]
+    counts = {int(c): int((t == c).sum()) for c in np.unique(t)}
+    return {
+        "cosine_same_target": round(float(cos[same].mean()), 4) if same.any() else None,
+        "cosine_other_target": round(float(cos[other].mean()), 4) if other.any() else None,
+        "pairs_per_target": counts,
+        "largest_target_share": round(max(counts.values()) / len(t), 4) if len(t) else None,
+    }
+
+
 def matches(measured: dict, claimed: dict, tol: float = 1e-4) -> list[str]:
     """Names of the statistics where the claim and the measurement differ."""
     bad = []

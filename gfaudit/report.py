@@ -39,6 +39,10 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:+.3f}" if v < 0 else f"{v:.3f}"
 
 
+def _pval(p: float | None) -> str:
+    return "-" if p is None else f"{p:.2g}"
+
+
 def to_text(result: CheckResult, pubkey_source: str | None = None) -> str:
     b = result.bundle
     lines = [
@@ -46,15 +50,20 @@ def to_text(result: CheckResult, pubkey_source: str | None = None) -> str:
         f"method   {b.manifest.method}, rule {b.manifest.rule}, K={b.k}, threshold {b.manifest.threshold}",
         f"runtime  {result.provider or '-'}",
         "",
-        f"{'verdict':<12} {'score':>7} {'P_ori':>6} {'P_conf':>6}  suspect",
+        f"{'verdict':<12} {'score':>7} {'P_ori':>6} {'P_conf':>6} {'p-value':>8}  suspect",
     ]
     for s in result.suspects:
         if s.verdict == "error":
-            lines.append(f"{'ERROR':<12} {'-':>7} {'-':>6} {'-':>6}  {s.path}: {s.error}")
+            lines.append(f"{'ERROR':<12} {'-':>7} {'-':>6} {'-':>6} {'-':>8}  {s.path}: {s.error}")
         else:
-            lines.append(f"{s.verdict:<12} {_fmt(s.score):>7} {_fmt(s.p_ori):>6} {_fmt(s.p_conf):>6}  {s.path}")
+            lines.append(f"{s.verdict:<12} {_fmt(s.score):>7} {_fmt(s.p_ori):>6} {_fmt(s.p_conf):>6} "
+                         f"{_pval(s.p_value):>8}  {s.path}")
     derived = sum(s.verdict == "derived" for s in result.suspects)
     lines += ["", f"{derived} of {len(result.suspects)} suspect(s) derived from the fingerprinted model; exit {result.exit_code}"]
+    null = b.manifest.null_model
+    if null is not None:
+        lines.append(f"p-value: chance that an independent model scores this high (signed calibration: hit rate <= "
+                     f"{null.hit_rate}, threshold aims at a false-accusation rate of {null.false_accusation_rate})")
     return "\n".join(lines) + "\n"
 
 
@@ -75,7 +84,8 @@ def to_sarif(result: CheckResult, pubkey_source: str | None = None) -> dict:
             results.append({"ruleId": "GFA002", "level": "error", "message": {"text": s.error}, "locations": loc})
             continue
         text = (f"{s.verdict}: score {s.score:.3f} vs threshold {s.threshold} "
-                f"(P_ori {s.p_ori:.3f}, P_conf {s.p_conf:.3f}; bundle {b.path.name} {b.sha256[:12]})")
+                f"(P_ori {s.p_ori:.3f}, P_conf {s.p_conf:.3f}, p-value {_pval(s.p_value)}; "
+                f"bundle {b.path.name} {b.sha256[:12]})")
         entry = {"ruleId": "GFA001", "message": {"text": text}, "locations": loc,
                  "properties": s.to_json()}
         if s.verdict == "derived":

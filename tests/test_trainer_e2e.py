@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from gfaudit import calibration as null
+
 from conftest import SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
 
 pytestmark = needs_torch()
@@ -29,7 +31,18 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
     assert entry["verdict"] == "derived" and entry["ard"] == 1.0
     manifest = json.loads(cli("inspect", out, "--pubkey", keypair[1], "--format", "json").stdout)["manifest"]
     prov = manifest["provenance"]
-    assert prov["preset"]["name"] == "tiny" and len(prov["pools"]) == 4
+    assert prov["preset"]["name"] == "tiny" and len(prov["pools"]) == 5
+    assert [m["split"] for m in prov["pools"] if m["role"] == "negative"] == ["train", "val", "calib"]
+    # The threshold is the binomial tail over K at the calibration negatives' hit-rate bound, and the
+    # auditor's p-value uses the same signed bound.
+    calib_rows = prov["validation_scores"]["calibration"]
+    assert len(calib_rows) == 1 and calib_rows[0]["split"] == "calib"
+    k = manifest["k"]
+    q = null.hit_rate_bound([r["hits"] for r in calib_rows], k, 0.05)
+    null_model = manifest["scoring"]["null_model"]
+    assert abs(float(null_model["hit_rate"]) - q) < 1e-6
+    assert float(manifest["scoring"]["threshold"]) == round(min(1.0, null.threshold_for(float(null_model["hit_rate"]), k, 0.001)), 4)
+    assert entry["p_value"] == float(f"{null.p_value(entry['score'], k, float(null_model['hit_rate'])):.3g}")
     assert {"pool_building", "fingerprint_generation"} <= set(prov["timings_s"])
     assert len(prov["gan_history"]) == prov["preset"]["gan"]["epochs"]
     assert all({"adv", "gan", "hinge", "conf", "d"} <= set(row) for row in prov["gan_history"])
@@ -40,11 +53,12 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
              "--false-accusation", "0.25")
     assert r2.exit_code == 0
     assert "epoch 1/1" not in r2.stderr
-    # The threshold is never below the signed false-accusation floor, whose alpha the CLI sets.
+    # The CLI's false-accusation rate reaches the signed calibration, and a looser alpha never raises the threshold.
     m2 = json.loads(cli("inspect", tmp_path / "fp2.safetensors", "--pubkey", keypair[1], "--format", "json").stdout)["manifest"]
     cal = m2["provenance"]["calibration"]
     assert cal["false_accusation_alpha"] == 0.25 and prov["calibration"]["false_accusation_alpha"] == 0.001
-    assert float(m2["scoring"]["threshold"]) >= min(0.95, cal["floor"]) and float(m2["scoring"]["threshold"]) >= min(0.95, cal["between_pools"])
+    assert m2["scoring"]["null_model"]["false_accusation_rate"] == "0.25"
+    assert float(m2["scoring"]["threshold"]) <= float(manifest["scoring"]["threshold"])
 
 
 def test_train_fails_fast_on_bad_key_and_victim(cli, tmp_path, keypair):

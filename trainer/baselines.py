@@ -193,7 +193,7 @@ def generate(method: str, victim, positives, negatives, seeds_u8: torch.Tensor, 
 
 
 def fingerprint(ctx, pools, preset, method: str):
-    """Generate, select K pairs and calibrate one baseline: (selection, threshold, provenance part)."""
+    """Generate and select K pairs of one baseline: (selection, provenance part); the caller calibrates."""
     from . import pipeline, selection
 
     seeds = pipeline.seed_images(ctx, preset)
@@ -203,12 +203,5 @@ def fingerprint(ctx, pools, preset, method: str):
                    effort=preset.baseline_effort)
     t = time.perf_counter()
     sel = selection.select_ranked(ctx.victim, seeds.images, gen.x_prime, seeds.labels, gen.rank, preset.k, ctx.device)
-    if sel.stats["selected"] == 0:
-        raise pipeline.NoFingerprints(f"{method}: no pair passed selection")
-    val_pos = selection.model_scores(pools.get("positive", "val"), sel, ctx.victim, ctx.device, rule="label_match")
-    val_neg = selection.model_scores(pools.get("negative", "val"), sel, ctx.victim, ctx.device, rule="label_match")
-    threshold = selection.calibrate([r["score"] for r in val_pos], [r["score"] for r in val_neg])
     seconds = gen.seconds + time.perf_counter() - t
-    part = {"validation_scores": {"positive": val_pos, "negative": val_neg}, "selection": sel.stats,
-            "timings_s": {"fingerprint_generation": round(seconds, 1)}}
-    return sel, threshold, part
+    return sel, {"timings_s": {"fingerprint_generation": round(seconds, 1)}}

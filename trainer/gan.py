@@ -118,7 +118,7 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
     D = Discriminator(cfg.width).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
-    weights = losses.Weights(cfg.eta, cfg.alpha, cfg.beta, cfg.gamma)
+    weights = losses.Weights(cfg.eta, cfg.alpha, cfg.beta, cfg.gamma, cfg.diversity)
     g = torch.Generator().manual_seed(seed)
     n = len(seeds_u8)
     steps = max(1, (n + cfg.batch_size - 1) // cfg.batch_size)
@@ -126,7 +126,7 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=g)
-        sums = {k: 0.0 for k in ("d", "adv", "gan", "hinge", "conf", "total", "flip", "l2")}
+        sums = {k: 0.0 for k in ("d", "adv", "gan", "hinge", "conf", "div", "total", "flip", "l2")}
         G.train()
         D.train()
         with bar(f"GAN epoch {epoch + 1}/{cfg.epochs}", steps) as advance:
@@ -149,6 +149,7 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
                     "hinge": losses.hinge_loss(xp - x, cfg.c),
                     "conf": losses.conf_loss(z_v.detach() if cfg.conf_detach_victim else z_v, [m(xq) for m in positives],
                                              [m(xq) for m in negatives], cfg.conf_cap),
+                    "div": losses.diversity_loss(delta, t),
                 }
                 total = losses.generator_loss(terms, weights)
                 opt_g.zero_grad(set_to_none=True)
@@ -165,7 +166,7 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
         row = {"epoch": epoch + 1, **{k: round(v / n, 5) for k, v in sums.items()}}
         result.history.append(row)
         log("GAN epoch {epoch}/{total}: total {total_v:.3f} adv {adv:.3f} gan {gan:.3f} hinge {hinge:.3f} "
-            "conf {conf:.3f} | D {d:.3f} | victim hits target {flip:.0%}, mean L2 {l2:.3f}".format(
+            "conf {conf:.3f} div {div:.3f} | D {d:.3f} | victim hits target {flip:.0%}, mean L2 {l2:.3f}".format(
                 epoch=epoch + 1, total=cfg.epochs, total_v=row["total"], **{k: row[k] for k in sums if k != "total"}))
     G.eval()
     result.seconds = time.perf_counter() - start

@@ -7,6 +7,12 @@ Logits in, scalars out. D outputs a logit; D(x) = sigmoid(logit).
   (4) L_hinge = E max(0, ||G(x)||_2 - c)
   (5) L_conf  = 1/M sum KL(f_v(x') || f_p(x')) - 1/N sum KL(f_v(x') || f_n(x'))
   (6) L       = eta L_ADV + alpha L_GAN + beta L_hinge + gamma L_conf
+Not in the paper, weight 0 by default:
+      L_div   = mean cosine(G(x_i), G(x_j)) over pairs i != j with the same target class
+  (6') L      = (6) + lambda_div L_div
+A conditional G can satisfy (3) with one pattern per target class: a near-universal perturbation,
+exactly the kind that transfers to independently trained models. L_div asks for one perturbation
+per input, as the paper's G(x) intends.
 """
 
 from __future__ import annotations
@@ -69,14 +75,27 @@ def conf_loss(victim_logits: torch.Tensor, positive: list[torch.Tensor], negativ
     return l_p - l_n
 
 
+def diversity_loss(delta: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_div: mean cosine similarity of the perturbations of different inputs that share a target."""
+    d = F.normalize(delta.flatten(1), dim=1)
+    same = (target[:, None] == target[None, :]) & ~torch.eye(len(target), dtype=torch.bool, device=target.device)
+    if not same.any():
+        return delta.new_zeros(())
+    return (d @ d.T)[same].mean()
+
+
 @dataclass(frozen=True)
 class Weights:
     eta: float = 1.0
     alpha: float = 5.0
     beta: float = 5.0
     gamma: float = 10.0
+    diversity: float = 0.0
 
 
 def generator_loss(terms: dict[str, torch.Tensor], w: Weights) -> torch.Tensor:
-    """(6): the weighted sum; a weight of 0 removes its term (the paper's ablation)."""
-    return w.eta * terms["adv"] + w.alpha * terms["gan"] + w.beta * terms["hinge"] + w.gamma * terms["conf"]
+    """(6) or (6'): the weighted sum; a weight of 0 removes its term (the paper's ablation)."""
+    total = w.eta * terms["adv"] + w.alpha * terms["gan"] + w.beta * terms["hinge"] + w.gamma * terms["conf"]
+    if w.diversity and "div" in terms:
+        total = total + w.diversity * terms["div"]
+    return total

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from gfaudit import create as bundle_create
+from gfaudit import create as bundle_create, perturbation
 from gfaudit.errors import GfauditError, UsageError
 from gfaudit.keys import load_private
 from gfaudit.normalization import resolve as resolve_norm
 from gfaudit.provenance import file_sha256, versions
 
-from . import data as data_mod, gan, pools as pools_mod, presets, selection, zoo
+from . import calibration, data as data_mod, gan, pools as pools_mod, presets, selection, zoo
 from .export import export
 from .figure import save_grid
 from .progress import log
@@ -89,18 +89,29 @@ def runner_up_of(ctx: Context, images_u8: torch.Tensor) -> torch.Tensor:
     return predict(ctx.victim, images_u8, ctx.device, probs=True).topk(2, dim=1).indices[:, 1]
 
 
-def build_pools(ctx: Context, preset: presets.Preset) -> tuple[pools_mod.Pools, Path, float]:
-    """Pools (cached per victim, data, pool config and seed), their folder and the seconds spent."""
+def build_pools(ctx: Context, preset: presets.Preset, references: list[Path] | None = None
+                ) -> tuple[pools_mod.Pools, Path, float]:
+    """Pools (cached per victim, data, pool config and seed) plus any reference models (ONNX), their
+    folder and the seconds spent."""
     run_dir = ctx.cache / "pools" / pool_key(ctx, preset)
     log(f"pools cached in {run_dir}")
     t0 = time.perf_counter()
     pools = pools_mod.build(ctx.victim, ctx.d_v, ctx.d_p, ctx.test, preset, run_dir, ctx.device, ctx.mean, ctx.std,
                             ctx.num_classes, ctx.seed)
-    weak = [m for m in pools.get("negative", "train") + pools.get("negative", "val")
-            if m.accuracy < ctx.victim_accuracy - 0.10]
+    if references:
+        from . import references as refs
+
+        victim_test = predict(ctx.victim, ctx.test.images, ctx.device)
+        pools.models += refs.load(references, ctx.test.images, ctx.test.labels, victim_test, ctx.mean, ctx.std,
+                                  ctx.num_classes)
+    negatives = [m for m in pools.models if m.role == "negative"]
+    weak = [m for m in negatives if m.accuracy < ctx.victim_accuracy]
     if weak:
-        log(f"warning: {len(weak)} negative model(s) are >10 points weaker than the victim; "
-            "fingerprints may transfer to strong unrelated models (SPEC: measured pitfalls)")
+        log(f"warning: {len(weak)} of {len(negatives)} negative model(s) are weaker than the victim "
+            f"({ctx.victim_accuracy:.1%}): fingerprints may transfer to stronger unrelated models, which exist; "
+            "add strong ones with --reference")
+    if not pools.get("negative", "calib"):
+        log("warning: no calibration negatives: the threshold falls back to the validation pools")
     return pools, run_dir, time.perf_counter() - t0
 
 
@@ -134,11 +145,11 @@ def base_provenance(ctx: Context, preset: presets.Preset, pools: pools_mod.Pools
 
 
 def write_bundle(ctx: Context, run_dir: Path, sel: selection.Selection, *, method: str, rule: str, threshold: float,
-                 provenance: dict, key, out: Path) -> bundle_create.Created:
+                 provenance: dict, key, out: Path, null_model=None) -> bundle_create.Created:
     """Sign the selected pairs through the auditor's bundle code, labelled by the victim's ONNX."""
     created = bundle_create.create(out, x=sel.x.numpy(), x_prime=sel.x_prime.numpy(), victim_onnx=victim_onnx(ctx, run_dir),
                                    mean=ctx.mean, std=ctx.std, key=key, method=method, rule=rule, threshold=threshold,
-                                   class_names=list(ctx.train.classes), provenance=provenance)
+                                   class_names=list(ctx.train.classes), provenance=provenance, null_model=null_model)
     save_grid(sel.x, sel.x_prime, out.with_suffix(".png"))
     return created
 
@@ -156,36 +167,41 @@ def gan_candidates(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset)
 
 
 def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> tuple[selection.Selection, float, dict]:
-    """Train the GAN on the seeds, select K pairs and calibrate: (selection, threshold, provenance part)."""
+    """Train the GAN on the seeds and select K pairs: (selection, seconds, provenance part)."""
     t1 = time.perf_counter()
     seeds, x_prime, trained = gan_candidates(ctx, pools, preset)
     sel = selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, ctx.device,
-                           preset.x_agreement, preset.neg_follow)
+                           preset.x_agreement, preset.neg_follow, preset.max_cosine, preset.target_cap, ctx.num_classes)
+    part = {"gan_history": trained.history, "gan_direction_checks": trained.direction_checks(),
+            "timings_s": {"fingerprint_generation": round(time.perf_counter() - t1, 1), "gan_training": round(trained.seconds, 1)}}
+    return sel, time.perf_counter() - t1, part
+
+
+def select_and_calibrate(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset, method: str
+                         ) -> tuple[selection.Selection, calibration.Calibration, dict]:
+    """The one path every method takes: make and select candidate pairs, then calibrate the
+    threshold on the calibration negatives (trainer/calibration.py)."""
+    from . import baselines
+
+    if method == "ganfinger":
+        sel, _, part = ganfinger(ctx, pools, preset)
+    else:
+        sel, part = baselines.fingerprint(ctx, pools, preset, method)
     if sel.stats["selected"] == 0:
-        raise NoFingerprints("no fingerprint pair passed selection; train longer or raise --eps")
+        raise NoFingerprints(f"{method}: no fingerprint pair passed selection; train longer or raise --eps")
     if sel.stats["selected"] < preset.k:
         log(f"warning: only {sel.stats['selected']} of K={preset.k} pairs passed selection")
-    val_pos = selection.model_scores(pools.get("positive", "val"), sel, ctx.victim, ctx.device)
-    val_neg = selection.model_scores(pools.get("negative", "val"), sel, ctx.victim, ctx.device)
-    pos_scores, neg_scores = [r["score"] for r in val_pos], [r["score"] for r in val_neg]
-    base_rate = sel.stats["negative_val_follow_before_selection"]
-    floor = (0.0 if base_rate is None else
-             selection.false_accusation_floor(base_rate, sel.stats["selected"], preset.false_accusation_alpha))
-    between = selection.calibrate(pos_scores, neg_scores)
-    threshold = selection.calibrate(pos_scores, neg_scores, floor)
-    log(f"selected {sel.stats['selected']} pairs; validation ARD positive {[r['ard'] for r in val_pos]} "
-        f"negative {[r['ard'] for r in val_neg]}; threshold {threshold} (false-accusation floor {floor:.3f})")
-    part = {"validation_scores": {"positive": val_pos, "negative": val_neg}, "selection": sel.stats,
-            "calibration": {"false_accusation_alpha": preset.false_accusation_alpha, "floor": round(floor, 4),
-                            "between_pools": between},
-            "gan_history": trained.history, "gan_direction_checks": trained.direction_checks(),
-            "timings_s": {"fingerprint_generation": round(time.perf_counter() - t1, 1), "gan_training": round(trained.seconds, 1)}}
-    return sel, threshold, part
+    cal = calibration.calibrate(ctx.victim, pools, sel, bundle_create.rule_for(method), preset.false_accusation_alpha,
+                                ctx.device)
+    y_prime = predict(ctx.victim, sel.x_prime, ctx.device).numpy()
+    part.update({"validation_scores": cal.scores, "selection": sel.stats, "calibration": cal.to_json(),
+                 "fingerprint_diversity": perturbation.diversity(sel.x.numpy(), sel.x_prime.numpy(), y_prime)})
+    return sel, cal, part
 
 
 def run(*, victim: str, arch: str | None, normalization: str, data: str | None, preset_name: str, device: str,
         key: str, out: str, cache: str | None = None, seed: int = 0, overrides: dict | None = None,
-        method: str = "ganfinger") -> dict:
+        method: str = "ganfinger", references: list[str] | None = None) -> dict:
     """Build the fingerprints and write the signed bundle; returns a summary of what was signed.
     ``method`` other than ganfinger makes a baseline's bundle from the same pools and seeds."""
     from . import baselines
@@ -196,11 +212,9 @@ def run(*, victim: str, arch: str | None, normalization: str, data: str | None, 
     preset = presets.get(preset_name, **(overrides or {}))
     started = time.perf_counter()
     ctx = load_context(victim, arch, normalization, data, preset, device, Path(cache) if cache else None, seed)
-    pools, run_dir, pool_seconds = build_pools(ctx, preset)
-    if method == "ganfinger":
-        sel, threshold, part = ganfinger(ctx, pools, preset)
-    else:
-        sel, threshold, part = baselines.fingerprint(ctx, pools, preset, method)
+    pools, run_dir, pool_seconds = build_pools(ctx, preset, [Path(r) for r in references or []])
+    sel, cal, part = select_and_calibrate(ctx, pools, preset, method)
+    threshold = cal.threshold
     provenance = base_provenance(ctx, preset, pools, pool_seconds)
     provenance["tool"] = "gfaudit train"
     provenance["data"]["source"] = str(data) if data else "torchvision CIFAR10 download"
@@ -208,9 +222,8 @@ def run(*, victim: str, arch: str | None, normalization: str, data: str | None, 
     provenance.update(part)
     provenance["timings_s"] = {**timings, "total": round(time.perf_counter() - started, 1)}
     out_path = Path(out)
-    created = write_bundle(ctx, run_dir, sel, method=method, rule="ard" if method == "ganfinger" else "label_match",
-                           threshold=threshold,
-                           provenance=provenance, key=signing_key, out=out_path)
+    created = write_bundle(ctx, run_dir, sel, method=method, rule=cal.rule, threshold=threshold, provenance=provenance,
+                           key=signing_key, out=out_path, null_model=cal.null_model)
     log(f"wrote {created.path} ({created.kept} pairs, threshold {threshold}) and {out_path.with_suffix('.png')}")
     return {"bundle": str(created.path), "figure": str(out_path.with_suffix(".png")), "victim_onnx": str(run_dir / "victim.onnx"),
             "threshold": threshold, "kept": created.kept, **provenance["timings_s"]}

@@ -3,8 +3,9 @@
 positive: stand-ins for pirates, students trained on D_p with the victim's labels (label extraction;
           with ``PoolConfig.query`` the victim labels every augmented batch, as a pirate's API queries do);
 negative: stand-ins for unrelated models, trained from scratch on D_v with the true labels.
-Each pool has training models (used in the GAN losses) and validation models (selection and
-threshold calibration only).
+Each pool has training models (used in the GAN losses) and validation models (selection only);
+negatives also have calibration models that neither the GAN nor the selection ever sees, so the
+threshold is set on models the fingerprints were not tuned against.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from .progress import log
 from .training import FitConfig, accuracy, fit, predict
 
 ROLES = ("positive", "negative")
+SPLITS = ("train", "val", "calib")
 
 
 @dataclass
@@ -35,12 +37,15 @@ class PoolModel:
     index: int
     arch: str
     accuracy: float
-    agreement: float  # share of test images labelled like the victim
+    agreement: float  # share of test images labelled like the victim (fidelity)
     model: nn.Module
+    meta: dict = field(default_factory=dict)  # how it was trained (recipe, query, epochs, images, errors agreement)
 
     def to_json(self) -> dict:
+        extra = {k: self.meta[k] for k in ("query", "recipe", "epochs", "train_images", "agreement_on_victim_errors",
+                                           "source", "file", "sha256") if k in self.meta}
         return {"role": self.role, "split": self.split, "index": self.index, "arch": self.arch,
-                "accuracy": round(self.accuracy, 4), "agreement_with_victim": round(self.agreement, 4)}
+                "accuracy": round(self.accuracy, 4), "agreement_with_victim": round(self.agreement, 4), **extra}
 
 
 @dataclass
@@ -55,15 +60,18 @@ class Pools:
 
 
 def _seed(base: int, role: str, split: str, index: int) -> int:
-    return base * 1009 + ROLES.index(role) * 101 + (0 if split == "train" else 53) + index
+    return base * 1009 + ROLES.index(role) * 101 + (0, 53, 77)[SPLITS.index(split)] + index
 
 
-def model_name(role: str, split: str, index: int, arch: str, cfg: FitConfig) -> str:
+def model_name(role: str, split: str, index: int, arch: str, cfg: FitConfig, data: str = "own") -> str:
     """File stem of a cached pool model: readable, plus a hash of everything that shapes its weights,
     so changing one pool's recipe retrains that pool only."""
-    fields = {k: v for k, v in asdict(cfg).items() if not (k == "query" and v == "")}  # names from before ``query`` stay valid
+    defaults = {"query": "", "recipe": "classic", "temperature": 1.0, "bias_scaler": None}
+    fields = {k: v for k, v in asdict(cfg).items() if not (k in defaults and v == defaults[k])}  # older names stay valid
+    if data != "own":
+        fields["data"] = data
     recipe = json.dumps({"arch": arch, **fields}, sort_keys=True)
-    safe = arch.replace(":", "_").replace(",", "_").replace("=", "")
+    safe = arch.replace(":", "_").replace(",", "_").replace("=", "").replace("@", "-")
     return f"{role}-{split}{index}-{safe}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
 
@@ -94,33 +102,55 @@ def train_or_load(arch: str, path: Path, images, targets, cfg: FitConfig, test: 
     model = zoo.Normalized(zoo.build(arch, num_classes), mean, std)
     fit(model, images, targets, cfg, device, checkpoint=path.with_suffix(".ckpt"), teacher=teacher, desc=desc)
     acc = accuracy(model, test.images, test.labels, device)
-    agree = float((predict(model, test.images, device) == victim_test).float().mean())
-    meta = {"arch": arch, "accuracy": acc, "agreement_with_victim": agree, "epochs": cfg.epochs, "query": cfg.query or "fixed",
-            "seed": cfg.seed, "train_images": len(images), **(extra_meta or {})}
+    pred = predict(model, test.images, device)
+    agree = float((pred == victim_test).float().mean())
+    wrong = victim_test != test.labels
+    on_errors = float((pred[wrong] == victim_test[wrong]).float().mean()) if wrong.any() else 0.0
+    meta = {"arch": arch, "accuracy": acc, "agreement_with_victim": agree, "agreement_on_victim_errors": on_errors,
+            "epochs": cfg.epochs, "query": cfg.query or "fixed", "recipe": cfg.recipe, "seed": cfg.seed,
+            "train_images": len(images), **(extra_meta or {})}
     save_model(model.cpu(), path, meta)
     path.with_suffix(".ckpt").unlink(missing_ok=True)
-    log(f"{desc}: test accuracy {acc:.1%}, agrees with victim on {agree:.1%}")
+    log(f"{desc}: test accuracy {acc:.1%}, agrees with victim on {agree:.1%} ({on_errors:.1%} of its errors)")
     return model.to(device).eval(), meta
+
+
+def member(spec: str, pool: PoolConfig, role: str) -> tuple[str, str]:
+    """(architecture spec, query) of one pool entry such as ``"resnet20@prob"``."""
+    arch, _, query = spec.partition("@")
+    return arch, (query or pool.query) if role == "positive" else ""
+
+
+def fit_config(pool: PoolConfig, arch: str, query: str, seed: int, batch_size: int) -> FitConfig:
+    """How one pool model trains: the pool's recipe, epochs and (for students) query."""
+    if pool.recipe == "fast":
+        return FitConfig.fast(pool.epochs, arch, seed=seed, query=query, temperature=pool.temperature if query == "prob" else 1.0)
+    return FitConfig(epochs=pool.epochs, lr=pool.lr, batch_size=batch_size, seed=seed, query=query,
+                     temperature=pool.temperature if query == "prob" else 1.0)
 
 
 def build(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset, cache: Path, device,
           mean, std, num_classes: int, seed: int) -> Pools:
     cache.mkdir(parents=True, exist_ok=True)
     victim_test = predict(victim, test.images, device)
-    victim_dp = predict(victim, d_p.images, device)  # label extraction: the victim's labels on D_p
-    sources = {"positive": (d_p.images, victim_dp), "negative": (d_v.images, d_v.labels)}
     configs: dict[str, PoolConfig] = {"positive": preset.positive, "negative": preset.negative}
     models = []
     for role in ROLES:
-        images, targets = sources[role]
         pool = configs[role]
-        for split, archs in (("train", pool.train_archs), ("val", pool.val_archs)):
-            for i, arch in enumerate(archs):
-                cfg = FitConfig(epochs=pool.epochs, lr=pool.lr, batch_size=preset.batch_size, seed=_seed(seed, role, split, i),
-                                query=pool.query if role == "positive" else "")
-                name = model_name(role, split, i, arch, cfg)
-                model, meta = train_or_load(arch, cache / f"{name}.safetensors", images, targets, cfg, test,
+        both = pool.data == "d_v+d_p"
+        if role == "negative":
+            images = torch.cat([d_v.images, d_p.images]) if both else d_v.images
+            fixed = torch.cat([d_v.labels, d_p.labels]) if both else d_v.labels
+        else:
+            images = torch.cat([d_v.images, d_p.images]) if both else d_p.images
+            fixed = predict(victim, images, device, probs=pool.query == "prob")  # used only without per-batch queries
+        for split, specs in (("train", pool.train_archs), ("val", pool.val_archs), ("calib", pool.calib_archs)):
+            for i, spec in enumerate(specs):
+                arch, query = member(spec, pool, role)
+                cfg = fit_config(pool, arch, query, _seed(seed, role, split, i), preset.batch_size)
+                name = model_name(role, split, i, spec if "@" in spec else arch, cfg, pool.data)
+                model, meta = train_or_load(arch, cache / f"{name}.safetensors", images, fixed, cfg, test,
                                             victim_test, mean, std, num_classes, device, desc=name,
                                             teacher=victim if cfg.query else None)
-                models.append(PoolModel(role, split, i, arch, meta["accuracy"], meta["agreement_with_victim"], model))
+                models.append(PoolModel(role, split, i, spec, meta["accuracy"], meta["agreement_with_victim"], model, meta))
     return Pools(models)

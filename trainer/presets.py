@@ -1,7 +1,7 @@
 """Presets: one code path, three scales. A preset is data, not a branch in the pipeline.
 
 tiny   seconds on a CPU; for tests. Models are barely trained: only the plumbing is real.
-cpu    the largest run that is useful on 2 CPU cores (about 45 minutes), cached and resumable.
+cpu    strong pools on 2 CPU cores with the fast recipe (trainer/recipes.py), cached and resumable.
 paper  the paper's scale (20 training + 10 validation models per pool, 5 architectures, 60 epochs)
        for a GPU.
 """
@@ -24,6 +24,7 @@ class GanConfig:
     alpha: float = 5.0
     beta: float = 5.0
     gamma: float = 10.0
+    diversity: float = 0.0  # lambda_div (losses.diversity_loss; not in the paper): one perturbation per input
     conf_cap: float | None = 1.0  # per-sample cap on the negative KL of L_conf; None = eq. (5) exactly
     conf_detach_victim: bool = True  # f_v(x') is L_conf's reference distribution: only L_ADV moves the victim
     width: int = 32
@@ -32,13 +33,24 @@ class GanConfig:
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """Architectures of the training and validation models of one pool, and how long each trains."""
+    """The models of one pool, by role, and how each trains.
+
+    A model entry is an architecture spec (``zoo.parse_spec``), optionally with ``@label`` or
+    ``@prob`` for a positive student that queries the victim per augmented batch for labels or
+    probabilities (overriding ``query``). Negatives have three disjoint roles: ``train_archs`` (the
+    GAN trains against them), ``val_archs`` (selection filters on them) and ``calib_archs``
+    (calibration only: the threshold and p-values come from models that neither saw).
+    """
 
     train_archs: tuple[str, ...]
     val_archs: tuple[str, ...]
     epochs: int
-    lr: float = 0.05
-    query: str = ""  # positive pool only: "" labels D_p once; "label"/"prob": the victim labels every augmented batch
+    lr: float = 0.05  # classic recipe only; the fast recipe takes its per-family rate (recipes.fast_defaults)
+    query: str = ""  # positive pool only: "" labels the data once; "label"/"prob": the victim labels every augmented batch
+    calib_archs: tuple[str, ...] = ()
+    recipe: str = "classic"  # recipes.RECIPES
+    data: str = "own"  # "own": D_p (positives) or D_v (negatives); "d_v+d_p": both (never D_a, the library's)
+    temperature: float = 1.0  # "prob" students match the victim's posteriors at this temperature
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class Preset:
     pos_agree: float = 0.9  # share of positive validation models that must give the victim's x' label
     x_agreement: bool = True  # every positive model must label x like the victim (keeps pirates' P_ori near 0)
     false_accusation_alpha: float = 1e-3  # the threshold keeps an unrelated model's chance of being flagged below this
+    max_cosine: float = 1.0  # selection skips a pair whose perturbation has a cosine above this with a chosen one of its target
+    target_cap: float = 0.0  # the most pairs per target class, as a multiple of K / classes (0: no cap)
     neg_follow: float = 1.0  # the largest share of negative models (training and validation) that may give the victim's x' label
     batch_size: int = 128
     notes: str = ""
@@ -66,28 +80,34 @@ class Preset:
 
 
 _PAPER_ARCHS = ("resnet20", "resnet32", "vgg16", "vgg19", "densenet")
+_AIR = "airbench:width=0.5"  # airbench94 at half width: 84 % on the JPEG test split in ~3 min on 2 CPU cores
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny", train_per_class=40, test_per_class=20,
         positive=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1),
-        negative=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1),
+        negative=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1, calib_archs=("vgg11:width=0.25",)),
         gan=GanConfig(epochs=4, batch_size=32, width=8, lr_g=5e-3), seeds=64, k=10, pos_agree=0.0, x_agreement=False, baseline_seeds=24,
         baseline_effort=0.2,
         notes="plumbing only: models are barely trained",
     ),
     "cpu": Preset(
         name="cpu", train_per_class=None, test_per_class=None,
-        positive=PoolConfig(("vgg11:width=0.5", "resnet20"), ("resnet20",), epochs=10, query="label"),
-        negative=PoolConfig(("vgg11:width=0.5", "resnet20"), ("vgg11:width=0.5", "resnet20"), epochs=12),
-        gan=GanConfig(epochs=4, batch_size=64, train_images=12000), seeds=4000, k=100, neg_follow=0.0,
-        notes="fewer, stronger models: VGG-11 at half width trains 3x faster than ResNet-20 on a CPU",
+        positive=PoolConfig(("resnet20@label", f"{_AIR}@prob"), (f"{_AIR}@label",), epochs=14,
+                            query="label", recipe="fast", data="d_v+d_p", temperature=2.0),
+        negative=PoolConfig((_AIR, "resnet20"), (_AIR, "resnet20"), epochs=14, recipe="fast", data="d_v+d_p",
+                            calib_archs=("resnet32", _AIR)),
+        gan=GanConfig(epochs=4, batch_size=64, train_images=12000, diversity=1.0), seeds=4000, k=100, neg_follow=0.0,
+        max_cosine=0.5, target_cap=2.0,
+        notes="strong models in minutes (the fast recipe): every negative at or above the victim's accuracy, "
+              "CIFAR ResNets in every negative role, calibration negatives unseen by GAN and selection",
     ),
     "paper": Preset(
         name="paper", train_per_class=None, test_per_class=None,
         positive=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60, query="label"),
-        negative=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60),
-        gan=GanConfig(epochs=60, batch_size=128), seeds=5000, k=100, neg_follow=0.1,
+        negative=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60, calib_archs=_PAPER_ARCHS * 2),
+        gan=GanConfig(epochs=60, batch_size=128, diversity=1.0), seeds=5000, k=100, neg_follow=0.1,
+        max_cosine=0.5, target_cap=2.0,
         notes="the paper's scale, for a GPU",
     ),
 }

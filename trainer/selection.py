@@ -64,9 +64,36 @@ def vote(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, device) -
                      len(pools.get("negative", "val")))
 
 
+def spread(order: torch.Tensor, x: torch.Tensor, x_prime: torch.Tensor, targets: torch.Tensor, k: int,
+           max_cosine: float = 1.0, per_target: int | None = None) -> torch.Tensor:
+    """The first ``k`` of ``order`` that keep the fingerprint input-specific: at most ``per_target``
+    pairs per target class, and no perturbation with a cosine above ``max_cosine`` to an already
+    chosen perturbation of the same target (near-copies of one pattern transfer like a universal one)."""
+    if max_cosine >= 1.0 and per_target is None:
+        return order[:k]
+    chosen: list[int] = []
+    dirs: dict[int, list[torch.Tensor]] = {}
+    for i in order.tolist():
+        if len(chosen) == k:
+            break
+        t = int(targets[i])
+        mine = dirs.setdefault(t, [])
+        if per_target is not None and len(mine) >= per_target:
+            continue
+        d = (x_prime[i].float() - x[i].float()).flatten()
+        d = d / d.norm().clamp_min(1e-12)
+        if mine and max_cosine < 1.0 and float(torch.stack(mine).mv(d).max()) > max_cosine:
+            continue
+        mine.append(d)
+        chosen.append(i)
+    return torch.tensor(chosen, dtype=torch.long)
+
+
 def choose(votes: PoolVotes, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
-           pos_agree: float, x_agreement: bool = True, neg_follow: float = 1.0) -> Selection:
-    """Filter and rank the candidates from the pools' votes (the rule of the module docstring)."""
+           pos_agree: float, x_agreement: bool = True, neg_follow: float = 1.0, max_cosine: float = 1.0,
+           target_cap: float = 0.0, num_classes: int | None = None) -> Selection:
+    """Filter and rank the candidates from the pools' votes (the rule of the module docstring), then
+    keep the fingerprint spread over inputs and target classes (``spread``)."""
     v = votes
     candidates = (v.y == true_labels) & (v.y_prime != v.y)
     ok = candidates.clone()
@@ -83,23 +110,29 @@ def choose(votes: PoolVotes, x: torch.Tensor, x_prime: torch.Tensor, true_labels
     score = ((v.pos_xp.mean(0) if len(v.pos_xp) else torch.zeros(len(x)))
              - (v.neg_xp.mean(0) if len(v.neg_xp) else 0))
     score = torch.where(ok, score, torch.full_like(score, -10.0))
-    order = torch.argsort(score, descending=True, stable=True)
-    chosen = order[: min(k, int(ok.sum()))]
+    order = torch.argsort(score, descending=True, stable=True)[: int(ok.sum())]
+    classes = num_classes or int(max(int(v.y.max()), int(v.y_prime.max())) + 1)
+    per_target = math.ceil(target_cap * k / classes) if target_cap > 0 else None
+    chosen = spread(order, x, x_prime, v.y_prime, k, max_cosine, per_target)
     stats = {
         "candidates": len(x),
         "victim_correct_and_flipped": int(candidates.sum()),
         "negative_val_follow_before_selection": None if base_rate is None else round(base_rate, 4),
         "eligible": int(ok.sum()),
         "selected": len(chosen),
+        "max_cosine": max_cosine,
+        "per_target_cap": per_target,
         "mean_conferrability": round(float(score[chosen].mean()), 4) if len(chosen) else None,
     }
     return Selection(chosen, x[chosen], x_prime[chosen], stats)
 
 
 def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
-           pos_agree: float, device, x_agreement: bool = True, neg_follow: float = 1.0) -> Selection:
+           pos_agree: float, device, x_agreement: bool = True, neg_follow: float = 1.0, max_cosine: float = 1.0,
+           target_cap: float = 0.0, num_classes: int | None = None) -> Selection:
     """Label the candidates with the pools, then keep the best K pairs."""
-    return choose(vote(victim, pools, x, x_prime, device), x, x_prime, true_labels, k, pos_agree, x_agreement, neg_follow)
+    return choose(vote(victim, pools, x, x_prime, device), x, x_prime, true_labels, k, pos_agree, x_agreement, neg_follow,
+                  max_cosine, target_cap, num_classes)
 
 
 def select_ranked(victim, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, rank: torch.Tensor, k: int,
@@ -120,8 +153,9 @@ def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> l
     rows = []
     for m in models:
         s = scoring.score(rule, y, y_prime, predict(m.model, sel.x, device).numpy(), predict(m.model, sel.x_prime, device).numpy())
+        hit_rate = s.p_conf if rule == "ard" else s.match_rate  # what a pirate does on one pair (gfaudit.calibration)
         rows.append({**m.to_json(), "score": round(s.score, 4), "ard": round(s.p_conf - s.p_ori, 4),
-                     "p_ori": round(s.p_ori, 4), "p_conf": round(s.p_conf, 4)})
+                     "p_ori": round(s.p_ori, 4), "p_conf": round(s.p_conf, 4), "hits": int(round(hit_rate * len(y)))})
     return rows
 
 
