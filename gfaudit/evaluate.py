@@ -172,3 +172,60 @@ def plot(doc: dict, out: str | Path, title: str | None = None) -> Path:
     plt.close(fig)
     write_bytes_atomic(out, buf.getvalue())
     return Path(out)
+
+
+def plot_methods(docs: dict[str, dict], out: str | Path, title: str | None = None) -> Path:
+    """One panel per method (robustness, uniqueness, the ARUC area, the method's signed threshold),
+    both axes labelled on every panel, one legend for the figure."""
+    plt = require_matplotlib()
+    import io
+    import math
+
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    docs = {m: d for m, d in docs.items() if d.get("curves")}
+    if not docs:
+        raise UsageError("no method has curves to plot (each needs a pirated and an unrelated model)")
+    cols = min(3, len(docs))
+    rows = math.ceil(len(docs) / cols)
+    spare_slot = rows * cols > len(docs)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.1 * rows + (0.3 if spare_slot else 0.8)), dpi=110,
+                             squeeze=False)
+    colors = {"r": "tab:blue", "u": "tab:orange", "t": "black"}
+    for ax, (method, doc) in zip(axes.flat, docs.items()):
+        c = doc["curves"]
+        tau, r, u = (np.asarray(c[k]) for k in ("tau", "robustness", "uniqueness"))
+        ax.plot(tau, r, color=colors["r"])
+        ax.plot(tau, u, color=colors["u"])
+        ax.fill_between(tau, np.minimum(r, u), color="tab:green", alpha=0.25)
+        t = doc["signed_threshold"]["value"]
+        ax.axvline(t, color=colors["t"], ls="--", lw=1)
+        ax.annotate(f"τ = {t:.2f}", (t, 0.04), xytext=(3, 0), textcoords="offset points", fontsize=7)
+        ax.set_title(f"{method}: ARUC {doc['aruc']:.3f}", fontsize=9)
+        ax.set_xlabel("threshold τ on the score", fontsize=8)
+        ax.set_ylabel("share of library models", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=7)
+    spare = list(axes.flat)[len(docs):]
+    for ax in spare:
+        ax.axis("off")
+    handles = [Line2D([], [], color=colors["r"], label="robustness R(τ):\npirated models flagged"),
+               Line2D([], [], color=colors["u"], label="uniqueness U(τ):\nunrelated models cleared"),
+               Patch(color="tab:green", alpha=0.25, label="min(R, U):\nits area is the ARUC"),
+               Line2D([], [], color=colors["t"], ls="--", label="the method's\nsigned threshold")]
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if spare:  # the one legend fills the first empty panel
+        spare[0].legend(handles=handles, loc="center", fontsize=8, frameon=False)
+        fig.tight_layout()
+    else:
+        fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.7 / (3.1 * rows + 0.8), 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    write_bytes_atomic(out, buf.getvalue())
+    return Path(out)
