@@ -97,25 +97,9 @@ def fidelity(ctx, library) -> dict[str, float]:
 
 
 def _curves_figure(docs: dict, out: Path) -> None:
-    import matplotlib
+    from gfaudit.evaluate import plot_methods
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, axes = plt.subplots(1, len(docs), figsize=(3.2 * len(docs), 3.0), dpi=110, sharey=True)
-    for ax, (method, doc) in zip(np.atleast_1d(axes), docs.items()):
-        c = doc["curves"]
-        ax.plot(c["tau"], c["robustness"], label="robustness")
-        ax.plot(c["tau"], c["uniqueness"], label="uniqueness")
-        ax.fill_between(c["tau"], np.minimum(c["robustness"], c["uniqueness"]), alpha=0.25)
-        ax.set_title(f"{method}\nARUC {doc['aruc']:.3f}", fontsize=9)
-        ax.set_xlabel("threshold τ")
-    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, out)
+    plot_methods(docs, out, title="Robustness and uniqueness on the suspect library")
 
 
 def main() -> None:

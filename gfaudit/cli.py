@@ -22,7 +22,7 @@ from .errors import GfauditError, UsageError
 app = typer.Typer(
     name="gfaudit",
     help="Prove that a deployed classifier derives from yours, with signed GanFinger fingerprints.",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -41,9 +41,23 @@ class Device(str, Enum):
 
 
 class Format(str, Enum):
+    """Report formats of ``check`` (gfaudit.formats.COMMANDS["check"])."""
+
     text = "text"
     json = "json"
     sarif = "sarif"
+
+
+class InfoFormat(str, Enum):
+    """Formats of ``inspect``, ``verify`` and ``doctor``: there is no SARIF view of a bundle."""
+
+    text = "text"
+    json = "json"
+
+
+# Environment variables for the flags a CI job sets (the public key's, GFAUDIT_PUBKEY, is read by
+# keys.resolve_public, which also accepts the PEM text itself).
+ENV_BUNDLE, ENV_FORMAT, ENV_DEVICE = "GFAUDIT_BUNDLE", "GFAUDIT_FORMAT", "GFAUDIT_DEVICE"
 
 
 class Expect(str, Enum):
@@ -57,8 +71,26 @@ class Normalization(str, Enum):
     none = "none"
 
 
+_STATE = {"quiet": False}
+
+
 def err(message: str) -> None:
     typer.echo(f"gfaudit: {message}", err=True)
+
+
+def info(message: str) -> None:
+    """Progress, "wrote FILE" and warnings: silenced by --quiet (errors always print, through err)."""
+    if not _STATE["quiet"]:
+        err(message)
+
+
+def _set_quiet(value: bool) -> bool:
+    if value:
+        _STATE["quiet"] = True
+    return value
+
+
+QUIET_HELP = "Print nothing on stderr unless the run fails."
 
 
 def cli_errors(fn):
@@ -97,8 +129,10 @@ def _version(value: bool):
 @app.callback()
 def main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
 ):
     """gfaudit: fingerprint your model (train), sign the fingerprints, and audit suspects (check)."""
+    _STATE["quiet"] = quiet
 
 
 def _emit(text: str, out: Optional[Path]) -> None:
@@ -109,7 +143,7 @@ def _emit(text: str, out: Optional[Path]) -> None:
         from .atomic import write_text_atomic
 
         write_text_atomic(out, text)
-        err(f"wrote {out}")
+        info(f"wrote {out}")
 
 
 def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
@@ -142,7 +176,7 @@ def keygen(
     from .keys import generate
 
     key_path, pub_path = generate(out, force=force)
-    err(f"wrote {key_path} (private: keep it out of any repository) and {pub_path}")
+    info(f"wrote {key_path} (private: keep it out of any repository) and {pub_path}")
 
 
 @bundle_app.command("create")
@@ -153,7 +187,7 @@ def bundle_create(
     victim: Path = typer.Option(..., "--victim", help="The victim as ONNX; it labels every pair."),
     key: Path = typer.Option(..., "--key", help="Owner's private key (owner.key)."),
     out: Path = typer.Option(..., "-o", "--out", help="Bundle to write (NAME.safetensors, plus NAME.safetensors.sig)."),
-    normalization: Normalization = typer.Option(Normalization.none, help="Mean/std the victim expects on [0,1] pixels."),
+    normalization: Normalization = typer.Option(Normalization.imagenet, help="Mean/std the victim expects on [0,1] pixels (the same default as train)."),
     mean: Optional[str] = typer.Option(None, help="Explicit per-channel mean, comma-separated (overrides --normalization)."),
     std: Optional[str] = typer.Option(None, help="Explicit per-channel std, comma-separated."),
     threshold: float = typer.Option(0.5, help="Decision threshold on the score (derived if score >= threshold)."),
@@ -181,8 +215,8 @@ def bundle_create(
                      key=load_private(key), method=method, rule=rule, threshold=threshold,
                      class_names=names, device=device.value)
     if created.dropped:
-        err(f"warning: dropped {created.dropped} pair(s) whose x' the victim labels like x")
-    err(f"wrote {created.path} and {created.path}.sig with {created.kept} pair(s)")
+        info(f"warning: dropped {created.dropped} pair(s) whose x' the victim labels like x")
+    info(f"wrote {created.path} and {created.path}.sig with {created.kept} pair(s)")
 
 
 @app.command()
@@ -215,7 +249,7 @@ def sign(
         manifest["scoring"]["threshold"] = mf.decimal_string(threshold)
     mf.parse(manifest)
     bundle_io.write_signed(bundle, data, manifest, load_private(key))
-    err(f"re-signed {bundle} (envelope {bundle_io.sig_path(bundle)})")
+    info(f"re-signed {bundle} (envelope {bundle_io.sig_path(bundle)})")
 
 
 def _peek_predicate(bundle: Path) -> dict:
@@ -241,7 +275,7 @@ def inspect(
     bundle: Path = typer.Argument(..., help="Bundle (NAME.safetensors)."),
     pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Verify with this public key first."),
     unverified: bool = typer.Option(False, "--unverified", help="Show the manifest without verifying it (marked UNVERIFIED)."),
-    fmt: Format = typer.Option(Format.text, "--format", help="text or json."),
+    fmt: InfoFormat = typer.Option(InfoFormat.text, "--format", help="text or json."),
 ):
     """Show a bundle's manifest: method, threshold, input spec, provenance, perturbation."""
     if unverified:
@@ -249,7 +283,7 @@ def inspect(
     else:
         b, source = _load_verified(bundle, pubkey)
         manifest, status = b.manifest.raw, f"verified with {source}; sha256 {b.sha256}"
-    if fmt is Format.text:
+    if fmt is InfoFormat.text:
         lines = [f"# {bundle}: {status}"]
         lines += _flatten(manifest)
         _emit("\n".join(lines) + "\n", None)
@@ -271,8 +305,8 @@ def verify(
     bundle: Path = typer.Argument(..., help="Bundle (NAME.safetensors)."),
     pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY, or config)."),
     victim: Optional[Path] = typer.Option(None, "--victim", help="Victim ONNX: also check the fingerprints are authentic."),
-    device: Device = typer.Option(Device.auto, help="Where the victim runs."),
-    fmt: Format = typer.Option(Format.text, "--format", help="text or json."),
+    device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="Where the victim runs."),
+    fmt: InfoFormat = typer.Option(InfoFormat.text, "--format", help="text or json."),
 ):
     """Check signature and integrity; with --victim, the arbiter's authenticity check (exit 3 if not)."""
     from . import authenticity
@@ -283,7 +317,7 @@ def verify(
     if victim is not None:
         result = authenticity.verify(b, str(victim), device.value)
         doc["authenticity"] = result.to_json()
-    if fmt is Format.text:
+    if fmt is InfoFormat.text:
         text = f"signature ok ({source}); integrity ok: {b.k} pairs, method {b.manifest.method}, threshold {b.manifest.threshold}\n"
         if result is not None:
             text += (f"authenticity {'ok' if result.ok else 'FAILED'}: victim gives stored y on {result.y_agree}/{b.k}, "
@@ -300,37 +334,69 @@ def verify(
 # ---------------------------------------------------------------- auditing
 
 
+JSON_FILE_HELP = "Also write the JSON report to FILE (atomically), whatever --format says."
+SARIF_FILE_HELP = "Also write the SARIF 2.1.0 report to FILE (atomically), whatever --format says."
+
+
+def _run_with_reports(outputs, body):
+    """Run ``body()``; if it raises, write the failure report into every requested file, then re-raise
+    (cli_errors turns it into one stderr line and the exit code)."""
+    try:
+        return body()
+    except GfauditError as exc:
+        outputs.write_failure(exc.exit_code, str(exc))
+        raise
+    except KeyboardInterrupt:
+        outputs.write_failure(130, "interrupted")
+        raise
+    except Exception as exc:
+        outputs.write_failure(4, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        raise
+
+
 @app.command()
 @cli_errors
 def check(
-    suspects: List[Path] = typer.Argument(..., help="Suspect models (.onnx)."),
-    bundle: Path = typer.Option(..., "--bundle", help="Signed fingerprint bundle (NAME.safetensors + .sig)."),
-    pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY, or config); never taken from the bundle."),
-    fmt: Format = typer.Option(Format.text, "--format", help="Report format: text, json or sarif."),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the report here (atomically) instead of stdout."),
-    device: Device = typer.Option(Device.auto, help="auto (CUDA if it works), cpu, or cuda (exit 4 if CUDA does not work)."),
+    suspects: List[Path] = typer.Argument(..., help="Suspect models (.onnx), or folders whose .onnx files are all checked (sorted)."),
+    bundle: Path = typer.Option(..., "--bundle", envvar=ENV_BUNDLE, help="Signed fingerprint bundle (NAME.safetensors + .sig)."),
+    pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY: a path or the PEM text; or config); never taken from the bundle."),
+    fmt: Format = typer.Option(Format.text, "--format", envvar=ENV_FORMAT, help="Report format for stdout or -o: text, json or sarif."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the --format report here (atomically) instead of stdout."),
+    json_file: Optional[Path] = typer.Option(None, "--json-file-output", metavar="FILE", help=JSON_FILE_HELP),
+    sarif_file: Optional[Path] = typer.Option(None, "--sarif-file-output", metavar="FILE", help=SARIF_FILE_HELP),
+    device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="auto (CUDA if it works), cpu, or cuda (exit 4 if CUDA does not work)."),
     expect: Optional[Expect] = typer.Option(None, help="Gate mode: exit 0 when every suspect gets this verdict, 1 otherwise."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
 ):
     """Verify the bundle, run each suspect label-only, and report ARD, P_ori, P_conf and the verdict.
 
     Exit 0: not derived (or --expect met); 1: derived (or --expect not met); 2: usage;
     3: bundle integrity/signature; 4: runtime (bad ONNX, incompatible model, CUDA missing).
-    Several suspects: the most severe code.
+    Several suspects: the most severe code. A run that stops still writes every requested report
+    file, as a failure report (JSON "error", SARIF executionSuccessful false).
     """
+    from . import formats
     from .check import check as run_check
-    from .report import render
+    from .outputs import Outputs
+    from .suspects import expand
 
-    b, source = _load_verified(bundle, pubkey)
+    outputs = Outputs.plan("check", fmt.value, out, json=json_file, sarif=sarif_file)
 
     def progress(i, n, entry):
-        err(f"[{i}/{n}] {entry.path}: {entry.verdict}")
+        info(f"[{i}/{n}] {entry.path}: {entry.verdict}")
 
-    result = run_check(b, [str(s) for s in suspects], device.value, expect.value if expect else None,
-                       progress=progress if len(suspects) > 1 else None)
+    def body():
+        b, source = _load_verified(bundle, pubkey)
+        paths = expand(suspects)
+        return run_check(b, paths, device.value, expect.value if expect else None,
+                         progress=progress if len(paths) > 1 else None), source
+
+    result, source = _run_with_reports(outputs, body)
     for s in result.suspects:
         if s.verdict == "error":
             err(f"error: {s.error}")
-    _emit(render(result, fmt.value, source), out)
+    for path in outputs.write(lambda name: formats.render_check(name, result, source)):
+        info(f"wrote {path}")
     raise typer.Exit(result.exit_code)
 
 
@@ -344,39 +410,48 @@ class EvalFormat(str, Enum):
 @cli_errors
 def evaluate(
     library: Path = typer.Option(..., "--library", help="Folder with library.json, or the json itself."),
-    bundle: Path = typer.Option(..., "--bundle", help="Signed fingerprint bundle."),
+    bundle: Path = typer.Option(..., "--bundle", envvar=ENV_BUNDLE, help="Signed fingerprint bundle."),
     pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY, or config)."),
     fmt: EvalFormat = typer.Option(EvalFormat.text, "--format", help="text, json or markdown."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the report here (atomically)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw robustness/uniqueness curves to this PNG (needs matplotlib)."),
-    device: Device = typer.Option(Device.auto, help="auto, cpu or cuda."),
+    json_file: Optional[Path] = typer.Option(None, "--json-file-output", metavar="FILE", help=JSON_FILE_HELP),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw robustness/uniqueness curves to this PNG (needs gfaudit[plot])."),
+    device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="auto, cpu or cuda."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
 ):
     """Score every model of a suspect library like `check` and report ARUC, ROC-AUC, TPR@FPR, per family."""
-    from . import evaluate as ev
+    from . import evaluate as ev, formats
+    from .outputs import Outputs
 
-    b, _ = _load_verified(bundle, pubkey)
-    models = ev.load_library(library)
+    outputs = Outputs.plan("evaluate", fmt.value, out, json=json_file)
 
     def progress(i, n, row):
-        err(f"[{i}/{n}] {Path(row['path']).name}: score {row['score']}")
+        info(f"[{i}/{n}] {Path(row['path']).name}: score {row['score']}")
 
-    doc = ev.evaluate(b, models, device.value, progress=progress)
-    if plot is not None:
-        ev.plot(doc, plot)
-        err(f"wrote {plot}")
-    text = {"json": lambda d: json.dumps(d, indent=2) + "\n", "markdown": ev.to_markdown, "text": ev.to_text}[fmt.value](doc)
-    _emit(text, out)
+    def body():
+        if plot is not None:
+            ev.require_matplotlib()  # before minutes of scoring, not after
+        b, _ = _load_verified(bundle, pubkey)
+        doc = ev.evaluate(b, ev.load_library(library), device.value, progress=progress)
+        if plot is not None:
+            ev.plot(doc, plot)
+            info(f"wrote {plot}")
+        return doc
+
+    doc = _run_with_reports(outputs, body)
+    for path in outputs.write(lambda name: formats.render_evaluation(name, doc)):
+        info(f"wrote {path}")
     raise typer.Exit(4 if doc["errors"] else 0)
 
 
 @app.command()
 @cli_errors
-def doctor(fmt: Format = typer.Option(Format.text, "--format", help="text or json.")):
+def doctor(fmt: InfoFormat = typer.Option(InfoFormat.text, "--format", help="text or json.")):
     """Report the onnxruntime build, the providers that really run, and conflicting installs."""
     from .doctor import diagnose
 
     report = diagnose()
-    if fmt is Format.text:
+    if fmt is InfoFormat.text:
         lines = [f"gfaudit {report['gfaudit'] or __version__}, onnxruntime {report['onnxruntime_module']}"]
         lines += [f"package {k}: {v or 'not installed'}" for k, v in report["packages"].items()]
         lines.append(f"providers built in: {', '.join(report['available_providers'])}")
@@ -390,7 +465,7 @@ def doctor(fmt: Format = typer.Option(Format.text, "--format", help="text or jso
 
 
 def main() -> None:
-    app()
+    app(prog_name="gfaudit")
 
 
 # Registers train, export-onnx, library build and evaluate on ``app`` (they import torch only when run).

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .cli import Device, Normalization, app, cli_errors, err, library_app
+from .cli import _STATE, Device, Normalization, app, cli_errors, info, library_app
 from .errors import GfauditError, UsageError
 
 
@@ -22,6 +22,7 @@ def trainer(module: str):
     import importlib
 
     try:
+        importlib.import_module("gfaudit_trainer.progress").QUIET = _STATE["quiet"]
         return importlib.import_module(f"gfaudit_trainer.{module}")
     except ImportError as exc:
         if "torch" in str(exc) or "gfaudit_trainer" in str(exc) or "torchvision" in str(exc):
@@ -88,7 +89,7 @@ def export_onnx(
     victim = trainer("victim")
     export = trainer("export")
     path = export.export(victim.load(model, arch, num_classes), out)
-    err(f"wrote {path} (parity with torch checked)")
+    info(f"wrote {path} (parity with torch checked)")
 
 
 @library_app.command("build")
@@ -117,4 +118,4 @@ def library_build(
         doc = library.build(ctx, preset, out, only=[s.strip() for s in only.split(",")] if only else None)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
-    err(f"wrote {out / 'library.json'} with {len(doc['models'])} models")
+    info(f"wrote {out / 'library.json'} with {len(doc['models'])} models")

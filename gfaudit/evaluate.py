@@ -115,53 +115,37 @@ def _families(rows: list[dict], threshold: float) -> list[dict]:
     return out
 
 
-def _f(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
 def to_markdown(doc: dict) -> str:
-    b = doc["bundle"]
-    st = doc["signed_threshold"]
-    lines = [
-        f"Bundle `{Path(b['path']).name}` ({b['method']}, rule {b['rule']}, K={b['k']}, signed threshold {b['threshold']})",
-        "",
-        "| metric | value |", "|---|---|",
-        f"| ARUC | {_f(doc['aruc'])} |", f"| ROC-AUC | {_f(doc['roc_auc'])} |",
-    ]
-    for fpr, tpr in (doc["tpr_at_fpr"] or {}).items():
-        lines.append(f"| TPR at {float(fpr):.0%} FPR | {_f(tpr)} |")
-    if doc["best_threshold"]:
-        lines.append(f"| best threshold (max min(R,U)) | {doc['best_threshold']['tau']:.3f} |")
-    lines += [f"| pirated flagged at signed threshold | {st['pirated_flagged']}/{st['pirated']} |",
-              f"| unrelated flagged at signed threshold | {st['unrelated_flagged']}/{st['unrelated']} |",
-              "", "| label | family | n | mean score | min | max | mean P_ori | mean P_conf | flagged |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for f in doc["families"]:
-        lines.append(f"| {f['label']} | {f['family']} | {f['n']} | {f['mean_score']:.3f} | {f['min_score']:.3f} | "
-                     f"{f['max_score']:.3f} | {f['mean_p_ori']:.3f} | {f['mean_p_conf']:.3f} | {f['flagged']}/{f['n']} |")
-    lines += ["", "| model | label | attack | accuracy | score | P_ori | P_conf | verdict |", "|---|---|---|---|---|---|---|---|"]
-    for r in doc["models"]:
-        lines.append(f"| {Path(r['path']).name} | {r['label']} | {r['attack']} | {_f(r['accuracy'])} | {_f(r['score'])} | "
-                     f"{_f(r['p_ori'])} | {_f(r['p_conf'])} | {r['verdict']} |")
-    return "\n".join(lines) + "\n"
+    from .formats.markdown import evaluation
+
+    return evaluation(doc)
 
 
 def to_text(doc: dict) -> str:
-    import re
+    from .formats.text import evaluation
 
-    keep = [line for line in to_markdown(doc).splitlines() if not re.fullmatch(r"\|(-+\|)+", line)]
-    return "\n".join(keep) + "\n"
+    return evaluation(doc)
 
 
-def plot(doc: dict, out: str | Path, title: str | None = None) -> Path:
-    """Robustness and uniqueness curves with the ARUC area shaded (the paper's Figure 2)."""
+PLOT_EXTRA = "pip install 'gfaudit[plot]'"
+
+
+def require_matplotlib():
+    """matplotlib.pyplot on the Agg backend, or a UsageError that names the small ``plot`` extra."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install matplotlib (or gfaudit[train])") from None
+        raise UsageError(f"--plot needs matplotlib: {PLOT_EXTRA}") from None
+    return plt
+
+
+def plot(doc: dict, out: str | Path, title: str | None = None) -> Path:
+    """Robustness and uniqueness curves with the ARUC area shaded (the paper's Figure 2), the signed
+    threshold marked, both axes labelled."""
+    plt = require_matplotlib()
     import io
 
     import numpy as np
@@ -170,16 +154,76 @@ def plot(doc: dict, out: str | Path, title: str | None = None) -> Path:
         raise UsageError("--plot needs at least one pirated and one unrelated model")
     c = doc["curves"]
     tau, r, u = (np.asarray(c[k]) for k in ("tau", "robustness", "uniqueness"))
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    ax.plot(tau, r, label="robustness R(τ)")
-    ax.plot(tau, u, label="uniqueness U(τ)")
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
+    ax.plot(tau, r, label="robustness R(τ): pirated flagged")
+    ax.plot(tau, u, label="uniqueness U(τ): unrelated cleared")
     ax.fill_between(tau, np.minimum(r, u), alpha=0.25, label=f"ARUC = {doc['aruc']:.3f}")
-    ax.axvline(doc["signed_threshold"]["value"], color="grey", ls="--", lw=1, label="signed threshold")
-    ax.set_xlabel("threshold τ")
+    t = doc["signed_threshold"]["value"]
+    ax.axvline(t, color="black", ls="--", lw=1, label=f"signed threshold {t:.3f}")
+    ax.set_xlabel("threshold τ on the score (derived if score ≥ τ)")
+    ax.set_ylabel("share of library models")
+    ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_title(title or f"{doc['bundle']['method']}: robustness and uniqueness")
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    write_bytes_atomic(out, buf.getvalue())
+    return Path(out)
+
+
+def plot_methods(docs: dict[str, dict], out: str | Path, title: str | None = None) -> Path:
+    """One panel per method (robustness, uniqueness, the ARUC area, the method's signed threshold),
+    both axes labelled on every panel, one legend for the figure."""
+    plt = require_matplotlib()
+    import io
+    import math
+
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    docs = {m: d for m, d in docs.items() if d.get("curves")}
+    if not docs:
+        raise UsageError("no method has curves to plot (each needs a pirated and an unrelated model)")
+    cols = min(3, len(docs))
+    rows = math.ceil(len(docs) / cols)
+    spare_slot = rows * cols > len(docs)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.1 * rows + (0.3 if spare_slot else 0.8)), dpi=110,
+                             squeeze=False)
+    colors = {"r": "tab:blue", "u": "tab:orange", "t": "black"}
+    for ax, (method, doc) in zip(axes.flat, docs.items()):
+        c = doc["curves"]
+        tau, r, u = (np.asarray(c[k]) for k in ("tau", "robustness", "uniqueness"))
+        ax.plot(tau, r, color=colors["r"])
+        ax.plot(tau, u, color=colors["u"])
+        ax.fill_between(tau, np.minimum(r, u), color="tab:green", alpha=0.25)
+        t = doc["signed_threshold"]["value"]
+        ax.axvline(t, color=colors["t"], ls="--", lw=1)
+        ax.annotate(f"τ = {t:.2f}", (t, 0.04), xytext=(3, 0), textcoords="offset points", fontsize=7)
+        ax.set_title(f"{method}: ARUC {doc['aruc']:.3f}", fontsize=9)
+        ax.set_xlabel("threshold τ on the score", fontsize=8)
+        ax.set_ylabel("share of library models", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=7)
+    spare = list(axes.flat)[len(docs):]
+    for ax in spare:
+        ax.axis("off")
+    handles = [Line2D([], [], color=colors["r"], label="robustness R(τ):\npirated models flagged"),
+               Line2D([], [], color=colors["u"], label="uniqueness U(τ):\nunrelated models cleared"),
+               Patch(color="tab:green", alpha=0.25, label="min(R, U):\nits area is the ARUC"),
+               Line2D([], [], color=colors["t"], ls="--", label="the method's\nsigned threshold")]
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if spare:  # the one legend fills the first empty panel
+        spare[0].legend(handles=handles, loc="center", fontsize=8, frameon=False)
+        fig.tight_layout()
+    else:
+        fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.7 / (3.1 * rows + 0.8), 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)

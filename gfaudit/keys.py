@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli distribution
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey

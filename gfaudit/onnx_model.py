@@ -26,8 +26,21 @@ class DeviceError(GfauditError):
     exit_code = 4
 
 
+class RuntimeMissing(GfauditError):
+    """No ONNX runtime is installed: the auditor leaves the choice of build to an extra (exit 4)."""
+
+    exit_code = 4
+
+
+RUNTIME_HINT = ("no ONNX runtime is installed: pip install 'gfaudit[cpu]' (onnxruntime), "
+                "or 'gfaudit[gpu]' (onnxruntime-gpu) on an NVIDIA host; never both")
+
+
 def _ort():
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeMissing(RUNTIME_HINT) from None
 
     ort.set_default_logger_severity(3)
     return ort

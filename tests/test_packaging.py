@@ -8,7 +8,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 import venv
 from pathlib import Path
 
@@ -85,7 +89,7 @@ def test_auditor_targets_install_no_torch(target):
 def test_cpu_target_installs_no_onnxruntime_gpu():
     text = " ".join(i["value"] for i in _chain(_stages(), "auditor-cpu") if i["instruction"] in ("RUN", "COPY"))
     assert "onnxruntime-gpu" not in text and "auditor-gpu.txt" not in text
-    assert "--no-deps" in text  # gfaudit's own metadata names onnxruntime-gpu; the image must not follow it
+    assert "--no-deps" in text  # the pinned requirement file alone decides what the image gets
     reqs = _requirement_names((REPO / "requirements" / "auditor-cpu.txt").read_text().splitlines())
     assert "onnxruntime-gpu" not in reqs and "onnxruntime" in reqs
 
@@ -110,16 +114,48 @@ def _requirement_names(lines) -> dict[str, str]:
     return out
 
 
+def _pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
 def test_requirement_files_match_pyproject():
-    deps = _requirement_names(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    project = _pyproject()["project"]
+    deps = _requirement_names(project["dependencies"])
+    extras = {k: _requirement_names(v) for k, v in project["optional-dependencies"].items()}
     cpu = _requirement_names((REPO / "requirements" / "auditor-cpu.txt").read_text().splitlines())
     gpu = _requirement_names((REPO / "requirements" / "auditor-gpu.txt").read_text().splitlines())
-    assert "torch" not in deps
-    assert set(gpu) == set(deps)
-    assert set(cpu) == (set(deps) - {"onnxruntime-gpu"}) | {"onnxruntime"}
+    # The base install names no runtime and no torch; each runtime extra names exactly one runtime.
+    assert not {"torch", "onnxruntime", "onnxruntime-gpu"} & set(deps)
+    assert set(extras["cpu"]) == {"onnxruntime"} and set(extras["gpu"]) == {"onnxruntime-gpu"}
+    assert set(extras["plot"]) == {"matplotlib"}
+    assert not {"onnxruntime", "onnxruntime-gpu"} & set(extras["train"])
+    assert set(cpu) == set(deps) | {"onnxruntime"}
+    assert set(gpu) == set(deps) | {"onnxruntime-gpu"}
     for name, spec in deps.items():
-        if name != "onnxruntime-gpu":
-            assert cpu[name] == spec == gpu[name], name
+        assert cpu[name] == spec == gpu[name], name
+    assert cpu["onnxruntime"] == extras["cpu"]["onnxruntime"]
+
+
+def test_ci_installs_exactly_one_runtime():
+    ci = (REPO / ".ci" / "run").read_text()
+    installs = re.findall(r"pip install .*'\.\[([^\]]*)\]'", ci)
+    assert installs, ci
+    for extras in installs:
+        names = {e.strip() for e in extras.split(",")}
+        assert len(names & {"cpu", "gpu"}) == 1, extras
+
+
+def test_metadata_license_urls_classifiers_and_build_backend():
+    data = _pyproject()
+    project = data["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert any(r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
+               for r in data["build-system"]["requires"])
+    assert {"Homepage", "Source", "Issues"} <= set(project["urls"])
+    assert "Typing :: Typed" in project["classifiers"]
+    versions = [c.rsplit(" ", 1)[1] for c in project["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    assert versions and versions[0] == project["requires-python"].removeprefix(">=")
+    assert (REPO / "gfaudit" / "py.typed").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +166,33 @@ def wheel(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     (whl,) = out.glob("gfaudit-*.whl")
     return whl
+
+
+def test_wheel_ships_types_license_and_metadata(wheel):
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "gfaudit/py.typed" in names and "gfaudit/formats/sarif.py" in names and "gfaudit/__main__.py" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert "License-Expression: MIT" in meta and "Project-URL: Source, " in meta
+    assert "Provides-Extra: cpu" in meta and "Provides-Extra: gpu" in meta and "Provides-Extra: plot" in meta
+    assert not re.search(r"^Requires-Dist: onnxruntime(-gpu)?[^;]*$", meta, re.M)  # only behind an extra
+
+
+def test_sdist_carries_no_test_suite(tmp_path):
+    """The sdist builds the package; the tests need the repository around them, so none ship half-runnable."""
+    import tarfile
+
+    r = subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path), str(REPO)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    (sdist,) = tmp_path.glob("gfaudit-*.tar.gz")
+    with tarfile.open(sdist) as t:
+        names = [n.split("/", 1)[1] for n in t.getnames() if "/" in n]
+    assert not [n for n in names if n.startswith("tests")]
+    assert {"pyproject.toml", "LICENSE", "README.md", "gfaudit/py.typed", "gfaudit/cli.py", "trainer/figure.py"} <= set(names)
 
 
 def _fresh_venv(path: Path) -> Path:
@@ -143,34 +206,50 @@ def _pip(bindir: Path, *args: str):
     assert r.returncode == 0, r.stderr[-2000:]
 
 
+def _pip_check(bindir: Path) -> None:
+    r = subprocess.run([str(bindir / "python"), "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def _installed(bindir: Path) -> set[str]:
     r = subprocess.run([str(bindir / "python"), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True)
     return {p["name"].lower() for p in json.loads(r.stdout)}
 
 
+def _gfaudit_check(bindir: Path, bundle, pub, victim):
+    return subprocess.run([str(bindir / "gfaudit"), "check", str(victim), "--bundle", str(bundle), "--pubkey", str(pub),
+                           "--format", "json"], capture_output=True, text=True, timeout=120)
+
+
 def _check_works(bindir: Path, bundle, pub, victim) -> None:
-    r = subprocess.run([str(bindir / "gfaudit"), "check", str(victim), "--bundle", str(bundle), "--pubkey", str(pub),
-                        "--format", "json"], capture_output=True, text=True, timeout=120)
+    r = _gfaudit_check(bindir, bundle, pub, victim)
     assert r.returncode == 1, r.stderr
     assert json.loads(r.stdout)["suspects"][0]["verdict"] == "derived"
     probe = subprocess.run([str(bindir / "python"), "-c", "import torch"], capture_output=True)
     assert probe.returncode != 0  # torch is not installed there at all
 
 
-def test_image_style_cpu_install_in_fresh_venv(tmp_path, wheel, signed_bundle, keypair, victim_onnx):
-    """What the auditor-cpu image does: requirements/auditor-cpu.txt, then the wheel with --no-deps."""
-    bindir = _fresh_venv(tmp_path / "venv")
-    _pip(bindir, "-r", str(REPO / "requirements" / "auditor-cpu.txt"))
-    _pip(bindir, "--no-deps", str(wheel))
-    installed = _installed(bindir)
-    assert "onnxruntime" in installed and "onnxruntime-gpu" not in installed and "torch" not in installed
-    _check_works(bindir, signed_bundle, keypair[1], victim_onnx)
-
-
-def test_plain_pip_install_has_no_torch(tmp_path, wheel, signed_bundle, keypair, victim_onnx):
-    """`pip install gfaudit` (no extras): onnxruntime-gpu, which also runs on CPU, and never torch."""
+def test_cpu_install_in_fresh_venv(tmp_path, wheel, signed_bundle, keypair, victim_onnx):
+    """The wheel alone has no runtime and says so in one line; `gfaudit[cpu]` adds onnxruntime, pip-check clean."""
     bindir = _fresh_venv(tmp_path / "venv")
     _pip(bindir, str(wheel))
     installed = _installed(bindir)
-    assert "torch" not in installed and "onnxruntime-gpu" in installed and "onnxruntime" not in installed
+    assert not {"onnxruntime", "onnxruntime-gpu", "torch"} & installed
+    r = _gfaudit_check(bindir, signed_bundle, keypair[1], victim_onnx)
+    assert r.returncode == 4 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "gfaudit[cpu]" in r.stderr and "Traceback" not in r.stderr
+    _pip(bindir, f"gfaudit[cpu] @ {wheel.as_uri()}")
+    installed = _installed(bindir)
+    assert "onnxruntime" in installed and "onnxruntime-gpu" not in installed and "torch" not in installed
+    _pip_check(bindir)
+    _check_works(bindir, signed_bundle, keypair[1], victim_onnx)
+
+
+def test_gpu_install_in_fresh_venv(tmp_path, wheel, signed_bundle, keypair, victim_onnx):
+    """`gfaudit[gpu]`: onnxruntime-gpu (which also runs on a CPU), never onnxruntime, never torch; pip-check clean."""
+    bindir = _fresh_venv(tmp_path / "venv")
+    _pip(bindir, f"gfaudit[gpu] @ {wheel.as_uri()}")
+    installed = _installed(bindir)
+    assert "onnxruntime-gpu" in installed and "onnxruntime" not in installed and "torch" not in installed
+    _pip_check(bindir)
     _check_works(bindir, signed_bundle, keypair[1], victim_onnx)

@@ -40,8 +40,9 @@ def export(model: nn.Module, out: str | Path, *, shape=(3, 32, 32), opset: int =
 
 
 def parity(model: nn.Module, onnx_path: str | Path, *, shape=(3, 32, 32), atol: float = 1e-3, n: int = 16) -> float:
-    import onnxruntime as ort
+    from gfaudit.onnx_model import _ort
 
+    ort = _ort()  # a clear error when neither gfaudit[cpu] nor gfaudit[gpu] is installed
     x = torch.rand(n, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = model(x).numpy()

@@ -1,24 +1,69 @@
-"""The picture beside a bundle: rows of x, x' and the amplified difference (like the paper's Figure 3)."""
+"""The picture beside a bundle (like the paper's Figure 3): one column per fingerprint pair, rows x,
+x' and their difference, each column titled with the victim's label of x -> of x'.
+
+The difference x' - x is a few grey levels, so it is amplified per image to its own largest
+absolute value and shown around mid-grey (grey = no change, light = brighter, dark = darker); the
+factor is written under each image. A fixed gain (x10) saturated into noise for some pairs and
+left others invisible."""
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
+from typing import Sequence
 
-import torch
+import numpy as np
+
+from gfaudit.atomic import write_bytes_atomic
 
 
-def save_grid(x_u8: torch.Tensor, xp_u8: torch.Tensor, out: str | Path, n: int = 10, gain: float = 10.0) -> Path:
-    from torchvision.utils import save_image
+def amplified_difference(x_u8: np.ndarray, xp_u8: np.ndarray) -> tuple[np.ndarray, float]:
+    """(0.5 + gain * (x' - x)) in [0, 1], HWC, with gain = 0.5 / max|x' - x| (1.0 when x' == x)."""
+    d = (xp_u8.astype(np.float32) - x_u8.astype(np.float32)) / 255.0
+    peak = float(np.abs(d).max())
+    gain = 0.5 / peak if peak > 0 else 1.0
+    return np.clip(0.5 + gain * d, 0.0, 1.0), gain
 
-    out = Path(out)
-    n = min(n, len(x_u8))
-    x = x_u8[:n].float() / 255
-    xp = xp_u8[:n].float() / 255
-    diff = ((xp - x) * gain + 0.5).clamp(0, 1)
-    grid = torch.cat([x, xp, diff])
-    up = torch.nn.functional.interpolate(grid, scale_factor=3, mode="nearest")
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    save_image(up, str(tmp), nrow=n, padding=2, pad_value=1.0)
-    os.replace(tmp, out)
-    return out
+
+def _hwc(img: np.ndarray) -> np.ndarray:
+    img = np.asarray(img)
+    return img.transpose(1, 2, 0) if img.ndim == 3 and img.shape[0] in (1, 3) else img
+
+
+def save_grid(x_u8, xp_u8, out: str | Path, n: int = 10, y: Sequence[int] | None = None,
+              y_prime: Sequence[int] | None = None, class_names: Sequence[str] | None = None) -> Path:
+    """Draw the first ``n`` pairs (uint8 [K, C, H, W], numpy or torch) to a PNG, written atomically."""
+    from gfaudit.evaluate import require_matplotlib
+
+    plt = require_matplotlib()
+    x = np.asarray(x_u8)
+    xp = np.asarray(xp_u8)
+    n = min(n, len(x))
+    if n == 0:
+        raise ValueError("no fingerprint pair to draw")
+    fig, axes = plt.subplots(3, n, figsize=(1.25 * n + 1.3, 4.6), dpi=110, squeeze=False)
+    rows = ["x\n(original)", "x'\n(fingerprint)", "x' − x\namplified"]
+    for j in range(n):
+        a, b = _hwc(x[j]), _hwc(xp[j])
+        diff, gain = amplified_difference(a, b)
+        cmap = "gray" if a.shape[-1] == 1 else None
+        for i, img in enumerate((a, b, diff)):
+            ax = axes[i, j]
+            ax.imshow(img.squeeze(-1) if cmap else img, cmap=cmap, vmin=0, vmax=1 if i == 2 else 255,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(rows[i], fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
+        if y is not None and y_prime is not None:
+            name = (lambda k: class_names[k] if class_names and 0 <= k < len(class_names) else str(k))
+            axes[0, j].set_title(f"{name(int(y[j]))}\n→ {name(int(y_prime[j]))}", fontsize=7)
+        axes[2, j].set_xlabel(f"×{gain:.0f}", fontsize=7)
+    fig.suptitle("Fingerprint pairs: victim's label of x → its label of x'  "
+                 "(difference scaled per image to its largest change, grey = 0)", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    write_bytes_atomic(out, buf.getvalue())
+    return Path(out)

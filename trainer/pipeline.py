@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from gfaudit import create as bundle_create, perturbation
+from gfaudit import bundle as bundle_io, create as bundle_create, perturbation
 from gfaudit.errors import GfauditError, UsageError
 from gfaudit.keys import load_private
 from gfaudit.normalization import resolve as resolve_norm
@@ -150,7 +150,10 @@ def write_bundle(ctx: Context, run_dir: Path, sel: selection.Selection, *, metho
     created = bundle_create.create(out, x=sel.x.numpy(), x_prime=sel.x_prime.numpy(), victim_onnx=victim_onnx(ctx, run_dir),
                                    mean=ctx.mean, std=ctx.std, key=key, method=method, rule=rule, threshold=threshold,
                                    class_names=list(ctx.train.classes), provenance=provenance, null_model=null_model)
-    save_grid(sel.x, sel.x_prime, out.with_suffix(".png"))
+    # The picture shows exactly the signed pairs, with the labels the victim gave them in the bundle.
+    signed = bundle_io.load(created.path, key.public_key())
+    save_grid(signed.x, signed.x_prime, out.with_suffix(".png"), y=signed.y, y_prime=signed.y_prime,
+              class_names=list(ctx.train.classes))
     return created
 
 

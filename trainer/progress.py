@@ -7,14 +7,19 @@ import time
 from contextlib import contextmanager
 
 
+QUIET = False  # set by the CLI's --quiet: no log lines or bars (errors are the CLI's to print)
+
+
 def log(message: str) -> None:
+    if QUIET:
+        return
     print(f"[gfaudit {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager
 def bar(description: str, total: int):
     """Yield an ``advance(n=1)`` callable; a rich bar on a terminal, silent otherwise (log lines suffice)."""
-    if not sys.stderr.isatty():
+    if QUIET or not sys.stderr.isatty():
         yield lambda n=1: None
         return
     from rich.console import Console

@@ -1,0 +1,100 @@
+"""The Python API: the same steps as the command line, returning results instead of printing.
+
+Every function raises a subclass of :class:`gfaudit.errors.GfauditError` on failure
+(``UsageError``, ``IntegrityError``, ``SuspectError``...), each with the ``exit_code`` the CLI would
+use; nothing here prints or exits. Nothing here imports torch. See docs/api.md for an example.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Literal, Union
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from . import authenticity as _authenticity, evaluate as _evaluate, formats as _formats
+from .authenticity import Authenticity
+from .bundle import Bundle
+from .check import CheckResult, SuspectResult
+from .errors import AuthenticityError, GfauditError, IntegrityError, SuspectError, UsageError
+
+__all__ = [
+    "Authenticity", "Bundle", "CheckResult", "SuspectResult", "GfauditError", "UsageError", "IntegrityError",
+    "AuthenticityError", "SuspectError", "PublicKey", "Device", "Expect",
+    "load_bundle", "verify_authenticity", "check_models", "evaluate_library", "render",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: A public key: a path to a PEM file, the PEM text or bytes, a loaded key, or None for
+#: ``GFAUDIT_PUBKEY`` and then ``~/.config/gfaudit/config.toml`` (never the bundle).
+PublicKey = Union[PathLike, bytes, Ed25519PublicKey, None]
+Device = Literal["auto", "cpu", "cuda"]
+Expect = Literal["derived", "not-derived"]
+
+
+def _public_key(pubkey: PublicKey) -> Ed25519PublicKey:
+    from .keys import load_public, parse_public, resolve_public
+
+    if isinstance(pubkey, Ed25519PublicKey):
+        return pubkey
+    if isinstance(pubkey, bytes):
+        return parse_public(pubkey, "public key bytes")
+    if isinstance(pubkey, str) and pubkey.lstrip().startswith("-----BEGIN"):
+        return parse_public(pubkey.encode("utf-8"), "public key text")
+    if pubkey is None:
+        return resolve_public(None)[0]
+    return load_public(pubkey)
+
+
+def load_bundle(path: PathLike, pubkey: PublicKey = None) -> Bundle:
+    """Verify a bundle's signature with ``pubkey``, then every tensor against the signed manifest,
+    and return it. Raises ``IntegrityError`` (tampered, other key, missing .sig) or ``UsageError``
+    (no or unreadable key)."""
+    from .bundle import load
+
+    return load(Path(path), _public_key(pubkey))
+
+
+def verify_authenticity(bundle: Bundle, victim: PathLike, device: Device = "auto", *,
+                        require: bool = False) -> Authenticity:
+    """The arbiter's check: run the victim's ONNX on the pairs and compare with the signed labels and
+    perturbation statistics. ``result.ok`` says whether they match; with ``require=True`` a mismatch
+    raises ``AuthenticityError`` instead."""
+    result = _authenticity.verify(bundle, str(victim), device)
+    if require:
+        _authenticity.require(result)
+    return result
+
+
+def check_models(bundle: Bundle, models: Iterable[PathLike], device: Device = "auto",
+                 expect: Expect | None = None) -> CheckResult:
+    """Score each suspect ONNX model (a folder stands for its ``*.onnx`` files, sorted) label-only.
+
+    Returns a ``CheckResult``: one ``SuspectResult`` per model (verdict ``derived``, ``not-derived``
+    or ``error`` with the reason) and ``exit_code``, the gate's answer as the CLI would exit. A model
+    that cannot be scored is an ``error`` entry, not an exception; a missing CUDA device with
+    ``device="cuda"`` raises."""
+    from .check import check
+    from .suspects import expand
+
+    return check(bundle, expand(models), device, expect)
+
+
+def evaluate_library(bundle: Bundle, library: PathLike, device: Device = "auto") -> dict:
+    """Score every model of a suspect library (a folder with ``library.json``, or the file) and return
+    the evaluation document: per-model scores, per-family summary, ARUC, ROC-AUC, TPR at 0 % and 1 %
+    FPR, the curves, and how many models the signed threshold flags (the JSON of ``gfaudit evaluate``)."""
+    return _evaluate.evaluate(bundle, _evaluate.load_library(library), device)
+
+
+def render(result: CheckResult | dict, fmt: str = "json", pubkey_source: str | None = None) -> str:
+    """A report as the CLI writes it: a ``CheckResult`` as ``text``, ``json`` or ``sarif``; an evaluation
+    document as ``text``, ``json`` or ``markdown``."""
+    if isinstance(result, CheckResult):
+        if not _formats.supported("check", fmt):
+            raise UsageError(f"check reports come as {', '.join(_formats.COMMANDS['check'])}, not {fmt!r}")
+        return _formats.render_check(fmt, result, pubkey_source)
+    if not _formats.supported("evaluate", fmt):
+        raise UsageError(f"evaluation reports come as {', '.join(_formats.COMMANDS['evaluate'])}, not {fmt!r}")
+    return _formats.render_evaluation(fmt, result)
