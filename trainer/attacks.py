@@ -32,6 +32,18 @@ class Scale:
     lr_scratch: float = 0.05
     data_fraction: float = 1.0  # share of D_a the attacker uses
     batch_size: int = 128
+    recipe: str = "classic"  # how models trained from scratch learn (trainer/recipes.py); fine-tuning stays classic
+    query: bool = False  # extraction students ask the victim about every augmented batch, as a determined pirate does
+    temperature: float = 1.0  # probability extraction distils at this temperature
+    scratch_epochs: int | None = None  # unrelated models (None: extract_epochs)
+    unrelated_data: str = "d_a"  # "d_a", or "all": the whole training split, as public models are trained
+
+
+def scratch_config(scale: Scale, arch: str, epochs: int, seed: int, query: str = "", temperature: float = 1.0) -> FitConfig:
+    """A model trained from scratch at this scale: the scale's recipe, with ``arch``'s fast defaults."""
+    if scale.recipe == "fast":
+        return FitConfig.fast(epochs, arch, seed=seed, query=query, temperature=temperature)
+    return FitConfig(epochs, scale.lr_scratch, scale.batch_size, seed=seed, query=query, temperature=temperature)
 
 
 @dataclass(frozen=True)
@@ -96,12 +108,15 @@ def _student(ctx, arch: str, seed: int) -> zoo.Normalized:
 
 
 def extract(ctx, scale: Scale, seed: int, *, arch: str, soft: bool) -> nn.Module:
-    """Model extraction through the victim's API: its labels (CE) or its posteriors (KL)."""
+    """Model extraction through the victim's API: its labels (CE) or its posteriors (KL at the
+    scale's temperature), asked once per image or, with ``scale.query``, for every augmented batch."""
     data = _attacker_data(ctx, scale, seed)
-    targets = predict(ctx.victim, data.images, ctx.device, probs=soft)
+    query = ("prob" if soft else "label") if scale.query else ""
+    targets = data.labels if query else predict(ctx.victim, data.images, ctx.device, probs=soft)
     model = _student(ctx, arch, seed)
-    fit(model, data.images, targets, FitConfig(scale.extract_epochs, scale.lr_scratch, scale.batch_size, seed=seed),
-        ctx.device, desc=f"extract-{'prob' if soft else 'label'}-{arch}")
+    cfg = scratch_config(scale, arch, scale.extract_epochs, seed, query, scale.temperature if soft else 1.0)
+    fit(model, data.images, targets, cfg, ctx.device, teacher=ctx.victim if query else None,
+        desc=f"extract-{'prob' if soft else 'label'}-{arch}")
     return model.model
 
 
@@ -126,19 +141,42 @@ def adversarial(ctx, scale: Scale, seed: int, *, arch: str, eps: float = 8 / 255
     data = _attacker_data(ctx, scale, seed)
     targets = predict(ctx.victim, data.images, ctx.device)
     model = _student(ctx, arch, seed)
-    fit(model, data.images, targets, FitConfig(scale.extract_epochs, scale.lr_scratch, scale.batch_size, seed=seed),
-        ctx.device, desc=f"adv-extract-{arch}")
+    fit(model, data.images, targets, scratch_config(scale, arch, scale.extract_epochs, seed), ctx.device,
+        desc=f"adv-extract-{arch}")
     fit(model, data.images, targets, FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed + 1),
         ctx.device, perturb=fgsm_perturb(eps), desc=f"adv-train-{arch}")
     return model.model
 
 
 def unrelated(ctx, scale: Scale, seed: int, *, arch: str) -> nn.Module:
-    """An independent model: true labels of the attacker data, never the victim."""
-    data = _attacker_data(ctx, scale, seed)
+    """An independent model: true labels, never the victim; on D_a or, like the public models a bundle
+    must not accuse, on the whole training split (``scale.unrelated_data``)."""
+    data = ctx.train if scale.unrelated_data == "all" else _attacker_data(ctx, scale, seed)
     model = _student(ctx, arch, seed)
-    fit(model, data.images, data.labels, FitConfig(scale.extract_epochs, scale.lr_scratch, scale.batch_size, seed=seed),
+    fit(model, data.images, data.labels, scratch_config(scale, arch, scale.scratch_epochs or scale.extract_epochs, seed),
         ctx.device, desc=f"unrelated-{arch}")
+    return model.model
+
+
+def weight_noise(ctx, scale: Scale, seed: int, *, sigma: float) -> nn.Module:
+    """The victim with Gaussian noise on every conv and linear weight, ``sigma`` times each tensor's std."""
+    g = torch.Generator().manual_seed(seed)
+    model = copy.deepcopy(ctx.bare)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.add_(torch.randn(m.weight.shape, generator=g) * sigma * m.weight.std())
+    return model.eval()
+
+
+def adversarial_finetune(ctx, scale: Scale, seed: int, *, eps: float = 8 / 255) -> nn.Module:
+    """The victim fine-tuned with FGSM adversarial training on the attacker's labelled data: the
+    removal attack that most changes how a copy labels adversarial inputs."""
+    torch.manual_seed(seed)
+    model = _victim_copy(ctx)
+    data = _attacker_data(ctx, scale, seed)
+    fit(model, data.images, data.labels, FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed),
+        ctx.device, perturb=fgsm_perturb(eps), desc="adv-finetune")
     return model.model
 
 
@@ -178,7 +216,12 @@ def registry(extract_archs=("resnet20", "vgg11:width=0.5"), unrelated_archs=("re
         _r("rtal", "fine-tune", "pirated", None, {**ft, "layers": "all, last re-initialised"}, finetune, last_only=False, reinit=True),
     ]
     recipes += [_r(f"prune-{r:.1f}", "pruning", "pirated", None, {"ratio": r, "scope": "global, conv+linear weights"},
-                   prune, ratio=r) for r in (0.1, 0.2, 0.3, 0.4, 0.5)]
+                   prune, ratio=r) for r in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
+    recipes += [_r(f"noise-{s:.2f}", "weight-noise", "pirated", None, {"sigma": f"{s} x each weight tensor's std"},
+                   weight_noise, sigma=s) for s in (0.05, 0.1)]
+    recipes += [_r("adv-finetune", "adv-finetune", "pirated", None,
+                   {**ft, "fgsm_eps": "8/255", "mix": "half clean, half FGSM", "start": "the victim"},
+                   adversarial_finetune)]
     recipes += [_r("filter-blur", "input-filter", "pirated", None, {"kernel": "3x3 Gaussian", "sigma": 0.7},
                    input_filter, sigma=0.7)]
     for arch in extract_archs:

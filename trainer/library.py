@@ -35,10 +35,14 @@ SCALES: dict[str, LibraryScale] = {
     "tiny": LibraryScale(Scale(1, 1, 1, data_fraction=0.5), ("copy", "prune-0.3", "ftll", "filter-blur",
                          f"extract-label-{_TINY_ARCH}", f"unrelated-{_TINY_ARCH}-0", f"unrelated-{_TINY_ARCH}-1"),
                          {"extract_archs": (_TINY_ARCH,), "unrelated_archs": (_TINY_ARCH, _TINY_ARCH), "adv_archs": (_TINY_ARCH,)}),
-    "cpu": LibraryScale(Scale(finetune_epochs=4, extract_epochs=10, adv_epochs=2), None,
-                        {"extract_archs": ("resnet20", "vgg11:width=0.5"),
-                         "unrelated_archs": ("resnet20", "vgg11:width=0.5", "vgg11:width=0.5", "resnet32"),
-                         "adv_archs": ("vgg11:width=0.5",)}),
+    # Unrelated models as strong as public ones (the whole training split, the fast recipe, CIFAR
+    # ResNets of the victim's family among them); students as a determined pirate trains them (all of
+    # D_a, the victim asked about every augmented batch, probabilities distilled at T=2).
+    "cpu": LibraryScale(Scale(finetune_epochs=4, extract_epochs=14, adv_epochs=2, recipe="fast", query=True,
+                              temperature=2.0, scratch_epochs=10, unrelated_data="all"), None,
+                        {"extract_archs": ("resnet20", "airbench:width=0.5"),
+                         "unrelated_archs": ("resnet20", "airbench:width=0.5", "resnet32"),
+                         "adv_archs": ("airbench:width=0.5",)}),
     "paper": LibraryScale(Scale(finetune_epochs=10, extract_epochs=60, adv_epochs=2), None,
                           {"extract_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet"),
                            "unrelated_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet") * 5,
@@ -72,7 +76,8 @@ def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None) 
         "scale": lib.scale.__dict__,
         "independence": {
             "shares_no_model_with_pools": True,
-            "training_data": f"D_a: {len(ctx.d_a)} images, the quarter of the training split disjoint from D_v and D_p (pools)",
+            "training_data": (f"pirates: D_a, {len(ctx.d_a)} images, the quarter of the training split disjoint from D_v "
+                              f"and D_p (pools); unrelated models: {lib.scale.unrelated_data}, as public models are trained"),
             "seeds": f"{LIBRARY_SEED_BASE}+i (pools use seeds < {LIBRARY_SEED_BASE})",
             "partition_seed": ctx.seed,
         },
