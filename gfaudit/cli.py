@@ -14,10 +14,16 @@ from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
+import math
+
 import typer
 
-from . import __version__
-from .errors import GfauditError, UsageError
+from . import __version__, interrupt, outputs
+from .errors import GfauditError, IntegrityError, UsageError
+
+DEFAULT_TIMEOUT = 120.0  # seconds per suspect (gfaudit.isolation.DEFAULT_TIMEOUT)
+TIMEOUT_HELP = ("Seconds each suspect may take to load and run; past it the suspect's worker is killed and "
+                "the suspect gets an error row (exit 4). Default 120.")
 
 app = typer.Typer(
     name="gfaudit",
@@ -62,12 +68,14 @@ def err(message: str) -> None:
 
 
 def cli_errors(fn):
-    """Turn library errors into one stderr line and the documented exit code; never a traceback."""
+    """Turn library errors into one stderr line and the documented exit code; never a traceback.
+    Ctrl-C inside the command unwinds (temporary files removed, workers killed), then exits 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with interrupt.command_scope():
+                return fn(*args, **kwargs)
         except typer.Exit:
             raise
         except GfauditError as exc:
@@ -75,7 +83,10 @@ def cli_errors(fn):
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(interrupt.EXIT_INTERRUPTED) from None
+        except RecursionError:
+            err("error: input nested too deeply")
+            raise typer.Exit(4) from None
         except MemoryError:
             err("error: out of memory")
             raise typer.Exit(4) from None
@@ -121,12 +132,46 @@ def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
         raise UsageError(f"{what} must be comma-separated numbers, e.g. 0.5,0.5,0.5") from None
 
 
-def _load_verified(bundle_path: Path, pubkey: Optional[str]):
+def _load_verified(bundle_path: Path, pubkey: Optional[str], writes: tuple = (), inputs: tuple = ()):
+    """Resolve the public key, refuse bad ``writes`` (before any work), then verify and load the bundle."""
     from . import bundle as bundle_io
     from .keys import resolve_public
 
     key, source = resolve_public(pubkey)
+    outputs.guard(writes, [bundle_path, bundle_io.sig_path(bundle_path), _key_file(source), *inputs])
     return bundle_io.load(bundle_path, key), source
+
+
+def _key_file(source: Optional[str]) -> Optional[str]:
+    """The public key's file (an input of the run), unless it came as PEM text in the environment."""
+    return None if not source or source.startswith("$") else source
+
+
+def _threshold(value: Optional[float]) -> Optional[float]:
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise UsageError(f"--threshold {value!r}: must be a finite number between 0 and 1")
+    return value
+
+
+def _timeout(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--timeout {value!r}: must be a positive number of seconds")
+    return value
+
+
+def _load_npy(path: Path):
+    """A .npy array read through the bounded, regular-file-only reader (exit 2 on anything odd)."""
+    import io
+
+    import numpy as np
+
+    from .safe_read import max_bundle_bytes, read_regular
+
+    data = read_regular(path, max_bundle_bytes(), ".npy array", UsageError)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UsageError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------- keys and bundles
@@ -141,6 +186,11 @@ def keygen(
     """Make an Ed25519 owner key pair. Set GFAUDIT_KEY_PASSWORD to encrypt the private key."""
     from .keys import generate
 
+    key_file, pub_file = out / "owner.key", out / "owner.pub"
+    if not force and (os.path.lexists(key_file) or os.path.lexists(pub_file)):
+        raise UsageError(f"{key_file} or {pub_file} already exists; pass --force to replace them")
+    outputs.guard([outputs.folder(out, "key folder"), outputs.file(key_file, "private key", may_replace_key=force),
+                   outputs.file(pub_file, "public key")])
     key_path, pub_path = generate(out, force=force)
     err(f"wrote {key_path} (private: keep it out of any repository) and {pub_path}")
 
@@ -163,19 +213,16 @@ def bundle_create(
     device: Device = typer.Option(Device.auto, help="Where the victim runs."),
 ):
     """Pack fingerprint pairs made by any method into a signed bundle labelled by the victim."""
-    import numpy as np
-
+    from .bundle import sig_path
     from .create import create
     from .keys import load_private
     from .normalization import resolve
 
+    _threshold(threshold)
+    outputs.guard([outputs.file(out, "bundle"), outputs.file(sig_path(out), "signature file")],
+                  [x, x_prime, victim, key])
     m, s = resolve(normalization.value, _floats(mean, "--mean"), _floats(std, "--std"))
-    arrays = []
-    for p in (x, x_prime):
-        try:
-            arrays.append(np.load(p, allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{p}: not a readable .npy array ({exc})") from None
+    arrays = [_load_npy(p) for p in (x, x_prime)]
     names = [n.strip() for n in class_names.split(",")] if class_names else None
     created = create(out, x=arrays[0], x_prime=arrays[1], victim_onnx=victim, mean=m, std=s,
                      key=load_private(key), method=method, rule=rule, threshold=threshold,
@@ -198,18 +245,28 @@ def sign(
     from . import bundle as bundle_io, manifest as mf
     from .keys import load_private, resolve_public
 
+    _threshold(threshold)
+    # The bundle and its .sig are rewritten on purpose; the keys must never be.
+    writes = [outputs.file(bundle, "bundle"), outputs.file(bundle_io.sig_path(bundle), "signature file")]
     if unverified:
+        outputs.guard(writes, [key, pubkey])
         predicate = _peek_predicate(bundle)
-        data = bundle.read_bytes() if bundle.is_file() else None
-        if data is None:
-            raise UsageError(f"{bundle}: not found")
+        data = bundle_io.read_data(bundle)
     else:
-        k, _ = resolve_public(pubkey)
+        k, source = resolve_public(pubkey)
+        outputs.guard(writes, [key, _key_file(source)])
         _, predicate, data = bundle_io.verify_statement(bundle, k)
     manifest = mf.parse(predicate).raw
+    from safetensors import SafetensorError
     from safetensors.numpy import load as st_load
 
-    tensors = st_load(data)
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise IntegrityError(f"{bundle}: not a readable safetensors file ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+    missing = [n for n in mf.REQUIRED_TENSORS if n not in tensors]
+    if missing:
+        raise IntegrityError(f"{bundle}: tensor(s) {', '.join(missing)} missing")
     manifest["tensors"] = {n: bundle_io.tensor_entry(tensors[n]) for n in mf.REQUIRED_TENSORS}
     if threshold is not None:
         manifest["scoring"]["threshold"] = mf.decimal_string(threshold)
@@ -221,18 +278,21 @@ def sign(
 def _peek_predicate(bundle: Path) -> dict:
     """Decode the signed payload WITHOUT verifying it; only for display or explicit --unverified use."""
     import base64
+    import binascii
 
-    from .bundle import sig_path
-    from .errors import IntegrityError
+    from . import strict_json
+    from .bundle import parse_payload, read_envelope, sig_path
     from .manifest import parse_statement
 
+    env = strict_json.loads(read_envelope(bundle), f"{sig_path(bundle)}", IntegrityError)
     try:
-        env = json.loads(sig_path(bundle).read_bytes())
-        return parse_statement(json.loads(base64.b64decode(env["payload"])))[1]
-    except FileNotFoundError:
-        raise IntegrityError(f"{sig_path(bundle)}: signature file not found") from None
-    except (ValueError, KeyError, TypeError):
+        payload = base64.b64decode(env["payload"], validate=True)
+    except (KeyError, TypeError, ValueError, binascii.Error):
         raise IntegrityError(f"{sig_path(bundle)}: not a readable DSSE envelope") from None
+    predicate = parse_statement(parse_payload(payload))[1]
+    if not isinstance(predicate, dict):
+        raise IntegrityError(f"{sig_path(bundle)}: the signed statement holds no manifest")
+    return predicate
 
 
 @app.command()
@@ -310,23 +370,26 @@ def check(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the report here (atomically) instead of stdout."),
     device: Device = typer.Option(Device.auto, help="auto (CUDA if it works), cpu, or cuda (exit 4 if CUDA does not work)."),
     expect: Optional[Expect] = typer.Option(None, help="Gate mode: exit 0 when every suspect gets this verdict, 1 otherwise."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
 ):
     """Verify the bundle, run each suspect label-only, and report ARD, P_ori, P_conf and the verdict.
 
     Exit 0: not derived (or --expect met); 1: derived (or --expect not met); 2: usage;
     3: bundle integrity/signature; 4: runtime (bad ONNX, incompatible model, CUDA missing).
-    Several suspects: the most severe code.
+    Several suspects: the most severe code. Each suspect runs in its own worker process under
+    --timeout; one that cannot be scored gets an error row and the others are still scored.
     """
     from .check import check as run_check
     from .report import render
 
-    b, source = _load_verified(bundle, pubkey)
+    _timeout(timeout)
+    b, source = _load_verified(bundle, pubkey, (outputs.file(out, "report"),), tuple(suspects))
 
     def progress(i, n, entry):
         err(f"[{i}/{n}] {entry.path}: {entry.verdict}")
 
     result = run_check(b, [str(s) for s in suspects], device.value, expect.value if expect else None,
-                       progress=progress if len(suspects) > 1 else None)
+                       progress=progress if len(suspects) > 1 else None, timeout=timeout)
     for s in result.suspects:
         if s.verdict == "error":
             err(f"error: {s.error}")
@@ -350,17 +413,21 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the report here (atomically)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw robustness/uniqueness curves to this PNG (needs matplotlib)."),
     device: Device = typer.Option(Device.auto, help="auto, cpu or cuda."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
 ):
     """Score every model of a suspect library like `check` and report ARUC, ROC-AUC, TPR@FPR, per family."""
     from . import evaluate as ev
 
-    b, _ = _load_verified(bundle, pubkey)
+    _timeout(timeout)
+    library_json = ev.library_json_path(library)
     models = ev.load_library(library)
+    writes = (outputs.file(out, "report"), outputs.file(plot, "plot"))
+    b, _ = _load_verified(bundle, pubkey, writes, (library_json, *(m.path for m in models)))
 
     def progress(i, n, row):
         err(f"[{i}/{n}] {Path(row['path']).name}: score {row['score']}")
 
-    doc = ev.evaluate(b, models, device.value, progress=progress)
+    doc = ev.evaluate(b, models, device.value, progress=progress, timeout=timeout)
     if plot is not None:
         ev.plot(doc, plot)
         err(f"wrote {plot}")
@@ -390,6 +457,7 @@ def doctor(fmt: Format = typer.Option(Format.text, "--format", help="text or jso
 
 
 def main() -> None:
+    interrupt.install()
     app()
 
 

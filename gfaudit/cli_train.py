@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from . import outputs
 from .cli import Device, Normalization, app, cli_errors, err, library_app
 from .errors import GfauditError, UsageError
 
@@ -59,6 +60,8 @@ def train(
 ):
     """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold (between the
     validation pools, and no lower than the false-accusation floor), and write a signed bundle."""
+    outputs.guard([outputs.file(out, "bundle"), outputs.file(str(out) + ".sig", "signature file"),
+                   outputs.file(out.with_suffix(".png"), "picture")], [victim, key, data, cache])
     pipeline = trainer("pipeline")
     presets = trainer("presets")
     if preset not in presets.PRESETS:
@@ -81,6 +84,7 @@ def export_onnx(
     num_classes: int = typer.Option(10, help="Number of classes."),
 ):
     """Export the bare model (no normalisation inside) to ONNX, parity-checked against torch."""
+    outputs.guard([outputs.file(out, "ONNX file")], [model])
     victim = trainer("victim")
     export = trainer("export")
     path = export.export(victim.load(model, arch, num_classes), out)
@@ -102,6 +106,8 @@ def library_build(
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated recipe names to build."),
 ):
     """Build pirated and unrelated suspects (fine-tuning, pruning, extraction, adversarial training, filters)."""
+    outputs.guard([outputs.folder(out, "library folder"), outputs.file(out / "library.json", "library.json")],
+                  [victim, data, cache])
     library = trainer("library")
     pipeline = trainer("pipeline")
     presets = trainer("presets")
