@@ -15,9 +15,11 @@ import signal
 
 EXIT_INTERRUPTED = 130
 _depth = 0
+_deferred = 0
+_pending = False
 
 
-def _handler(signum, frame):
+def _act() -> None:
     if _depth > 0:
         raise KeyboardInterrupt
     try:
@@ -26,12 +28,35 @@ def _handler(signum, frame):
         os._exit(EXIT_INTERRUPTED)
 
 
+def _handler(signum, frame):
+    global _pending
+    if _deferred > 0:
+        _pending = True
+        return
+    _act()
+
+
 def install() -> None:
     """Route SIGINT through :func:`_handler` (main thread only; a no-op elsewhere)."""
     try:
         signal.signal(signal.SIGINT, _handler)
     except ValueError:  # not the main thread (e.g. an embedding application)
         pass
+
+
+@contextlib.contextmanager
+def deferred():
+    """Hold a Ctrl-C back until the block ends (e.g. while a worker's job is being handed over,
+    so that a half-sent job never makes the worker fail with a traceback)."""
+    global _deferred, _pending
+    _deferred += 1
+    try:
+        yield
+    finally:
+        _deferred -= 1
+        if _deferred == 0 and _pending:
+            _pending = False
+            _act()
 
 
 @contextlib.contextmanager

@@ -12,11 +12,15 @@ kills the worker on its way out.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import interrupt
 from .errors import GfauditError, SuspectError
 
 if TYPE_CHECKING:
@@ -65,11 +69,19 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def _die_with_parent(sentinel) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
+
+
 def _worker(conn, job: Job) -> None:
     from .onnx_model import DeviceError
     from .streams import send_stdout_to_stderr_for_good
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # an auditor killed outright must not leave an endless suspect running
+        threading.Thread(target=_die_with_parent, args=(parent.sentinel,), daemon=True).start()
     send_stdout_to_stderr_for_good()
     try:
         labels = run_job(job)
@@ -101,9 +113,25 @@ def _get_context():
 
 
 def _stop(proc) -> None:
+    if proc.pid is None:  # interrupted before it started
+        return
     if proc.is_alive():
         proc.kill()
     proc.join(_KILL_GRACE)
+
+
+def _start(proc) -> None:
+    """Start ``proc`` with SIGINT blocked: the mask is inherited by the forkserver (started lazily
+    here) and by every worker, so Ctrl-C at the terminal reaches only the parent, which then kills
+    the worker. A Ctrl-C that arrives meanwhile is delivered when the mask is restored."""
+    block = hasattr(signal, "pthread_sigmask")
+    with interrupt.deferred():
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
+        try:
+            proc.start()
+        finally:
+            if block:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def run_isolated(job: Job, timeout: float) -> Labels:
@@ -115,7 +143,7 @@ def run_isolated(job: Job, timeout: float) -> Labels:
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_worker, args=(sender, job), daemon=True, name="gfaudit-suspect")
     try:
-        proc.start()
+        _start(proc)
         sender.close()
         if not receiver.poll(timeout):
             raise SuspectError(f"{job.path}: time limit of {timeout:g} s exceeded (see --timeout)")
@@ -127,6 +155,7 @@ def run_isolated(job: Job, timeout: float) -> Labels:
             how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
             raise SuspectError(f"{job.path}: the runtime died while running the model ({how})") from None
     finally:
+        sender.close()
         _stop(proc)
         receiver.close()
     if kind == "ok":

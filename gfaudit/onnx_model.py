@@ -170,7 +170,7 @@ class OnnxClassifier:
                 raise SuspectError(f"{self.path}: inference failed: {msg[:300]}") from None
             out = np.asarray(out)
             if out.dtype.kind not in "fiub":
-                raise SuspectError(f"{self.path}: the first output holds {out.dtype} values, not numbers")
+                raise SuspectError(f"{self.path}: the first output is not numeric ({out.dtype} values, e.g. strings)")
             if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
                 raise SuspectError(f"{self.path}: output shape {list(out.shape)} is not [batch, classes]")
             if self.num_classes is not None and out.shape[1] != self.num_classes:
