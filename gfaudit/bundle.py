@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from . import dsse, manifest as mf
+from . import dsse, manifest as mf, strict_json
 from .atomic import write_bytes_atomic
 from .errors import IntegrityError, UsageError
 from .perturbation import statistics
+from .safe_read import MAX_SIG_BYTES, max_bundle_bytes, read_regular
 
 SIG_SUFFIX = ".sig"
-MAX_BUNDLE_BYTES = 1 << 31
 SAFETENSORS_METADATA = {"format": "gfaudit-bundle-v1"}
 
 
@@ -126,28 +126,28 @@ def write_signed(path: str | os.PathLike, data: bytes, manifest: dict, key: Ed25
     return path
 
 
-def _read_capped(path: Path, cap: int, what: str) -> bytes:
-    try:
-        if path.stat().st_size > cap:
-            raise IntegrityError(f"{path}: {what} is too large")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise IntegrityError(f"{path}: {what} not found") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise IntegrityError(f"{path}: cannot read {what} ({exc.strerror})") from None
+def read_envelope(path: str | os.PathLike) -> bytes:
+    """The ``.sig`` bytes of bundle ``path`` (regular file, capped; IntegrityError otherwise)."""
+    return read_regular(sig_path(path), MAX_SIG_BYTES, "signature file (.sig)", IntegrityError)
+
+
+def read_data(path: str | os.PathLike) -> bytes:
+    """The bundle's bytes (regular file, capped; IntegrityError otherwise)."""
+    return read_regular(path, max_bundle_bytes(), "bundle", IntegrityError)
+
+
+def parse_payload(payload: bytes) -> object:
+    """The signed statement, parsed strictly (no duplicate keys, bounded nesting)."""
+    return strict_json.loads(payload, "signed payload", IntegrityError)
 
 
 def verify_statement(path: str | os.PathLike, key: Ed25519PublicKey) -> tuple[str, dict, bytes]:
     """Check the signature over ``path.sig`` and the file's digest; return (sha256, predicate, data)."""
     path = Path(path)
-    envelope = _read_capped(sig_path(path), dsse.MAX_ENVELOPE_BYTES, "signature file (.sig)")
+    envelope = read_envelope(path)
     payload = dsse.verify(envelope, key)
-    try:
-        stmt = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise IntegrityError("signed payload is not valid JSON") from None
-    subject_sha, predicate = mf.parse_statement(stmt)
-    data = _read_capped(path, MAX_BUNDLE_BYTES, "bundle")
+    subject_sha, predicate = mf.parse_statement(parse_payload(payload))
+    data = read_data(path)
     actual = _sha256(data)
     if actual != subject_sha:
         raise IntegrityError(f"{path.name}: sha256 {actual[:16]}... does not match the signed digest")

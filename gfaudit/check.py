@@ -1,4 +1,8 @@
-"""Score suspect models against a verified bundle and decide, per suspect, derived or not."""
+"""Score suspect models against a verified bundle and decide, per suspect, derived or not.
+
+Each suspect runs in its own worker process under a time limit (``isolation.py``): a suspect that
+cannot be scored becomes its own ``error`` row (exit 4) and never costs the others a verdict.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from . import calibration, scoring
 from .bundle import Bundle
 from .errors import SuspectError
+from .isolation import DEFAULT_TIMEOUT, Job, Labels, run_isolated, run_job
 from .onnx_model import OnnxClassifier
 
 EXPECTATIONS = ("derived", "not-derived")
@@ -64,18 +69,34 @@ def open_model(path: str, bundle: Bundle, device: str) -> OnnxClassifier:
                           width=spec.width, num_classes=spec.num_classes)
 
 
-def check_one(path: str, bundle: Bundle, device: str, expect: str | None) -> tuple[SuspectResult, str | None]:
+def job_for(path: str, bundle: Bundle, device: str) -> Job:
+    spec = bundle.manifest.input
+    return Job(path, bundle.x, bundle.x_prime, spec.mean, spec.std, spec.channels, spec.height, spec.width,
+               spec.num_classes, device)
+
+
+def suspect_labels(path: str, bundle: Bundle, device: str, timeout: float | None) -> Labels:
+    """The suspect's labels on x and x'; in a worker process under ``timeout`` seconds, or in this
+    process without a limit when ``timeout`` is None (trusted models only)."""
+    job = job_for(path, bundle, device)
+    return run_job(job) if timeout is None else run_isolated(job, timeout)
+
+
+def check_one(path: str, bundle: Bundle, device: str, expect: str | None,
+              timeout: float | None = DEFAULT_TIMEOUT) -> tuple[SuspectResult, str | None]:
+    """One suspect's row; any failure of the suspect itself is an ``error`` row, not an exception.
+    A missing device (DeviceError) still aborts: it concerns every suspect alike."""
     threshold = bundle.manifest.threshold_float
     try:
-        model = open_model(path, bundle, device)
-        s = score_model(model, bundle)
+        labels = suspect_labels(path, bundle, device, timeout)
     except SuspectError as exc:
         return SuspectResult(path, "error", exc.exit_code, threshold, error=str(exc)), None
+    s = scoring.score(bundle.manifest.rule, bundle.y, bundle.y_prime, labels.pred_x, labels.pred_x_prime)
     verdict, code = decide(s.score, threshold, expect)
     ard = s.p_conf - s.p_ori
     return SuspectResult(path, verdict, code, threshold, round(s.score, 6), round(ard, 6),
                          round(s.p_ori, 6), round(s.p_conf, 6), round(s.match_rate, 6),
-                         suspect_p_value(bundle, s.score)), model.provider
+                         suspect_p_value(bundle, s.score)), labels.provider
 
 
 def suspect_p_value(bundle: Bundle, score: float) -> float | None:
@@ -87,12 +108,13 @@ def suspect_p_value(bundle: Bundle, score: float) -> float | None:
 
 
 def check(bundle: Bundle, paths: list[str], device: str = "auto", expect: str | None = None,
-          progress=None) -> CheckResult:
+          progress=None, timeout: float | None = DEFAULT_TIMEOUT) -> CheckResult:
     """Score every suspect; a bad suspect is an error entry, a missing device aborts (DeviceError).
-    ``progress(i, n, entry)`` is called after each suspect."""
+    ``timeout``: seconds per suspect (None: in-process, no limit). ``progress(i, n, entry)`` is
+    called after each suspect."""
     result = CheckResult(bundle, None, expect)
     for i, path in enumerate(paths, 1):
-        entry, provider = check_one(str(path), bundle, device, expect)
+        entry, provider = check_one(str(path), bundle, device, expect, timeout)
         result.suspects.append(entry)
         result.provider = result.provider or provider
         if progress:

@@ -14,10 +14,16 @@ from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
+import math
+
 import typer
 
-from . import __version__
-from .errors import GfauditError, UsageError
+from . import __version__, interrupt, outputs
+from .errors import GfauditError, IntegrityError, UsageError
+
+DEFAULT_TIMEOUT = 120.0  # seconds per suspect (gfaudit.isolation.DEFAULT_TIMEOUT)
+TIMEOUT_HELP = ("Seconds each suspect may take to load and run; past it the suspect's worker is killed and "
+                "the suspect gets an error row (exit 4). Default 120.")
 
 app = typer.Typer(
     name="gfaudit",
@@ -94,12 +100,14 @@ QUIET_HELP = "Print nothing on stderr unless the run fails."
 
 
 def cli_errors(fn):
-    """Turn library errors into one stderr line and the documented exit code; never a traceback."""
+    """Turn library errors into one stderr line and the documented exit code; never a traceback.
+    Ctrl-C inside the command unwinds (temporary files removed, workers killed), then exits 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with interrupt.command_scope():
+                return fn(*args, **kwargs)
         except typer.Exit:
             raise
         except GfauditError as exc:
@@ -107,7 +115,10 @@ def cli_errors(fn):
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(interrupt.EXIT_INTERRUPTED) from None
+        except RecursionError:
+            err("error: input nested too deeply")
+            raise typer.Exit(4) from None
         except MemoryError:
             err("error: out of memory")
             raise typer.Exit(4) from None
@@ -155,12 +166,55 @@ def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
         raise UsageError(f"{what} must be comma-separated numbers, e.g. 0.5,0.5,0.5") from None
 
 
-def _load_verified(bundle_path: Path, pubkey: Optional[str]):
+def _load_verified(bundle_path: Path, pubkey: Optional[str], writes: tuple = (), inputs: tuple = ()):
+    """Resolve the public key, refuse bad ``writes`` (before any work), then verify and load the bundle."""
     from . import bundle as bundle_io
     from .keys import resolve_public
 
     key, source = resolve_public(pubkey)
+    outputs.guard(writes, [bundle_path, bundle_io.sig_path(bundle_path), _key_file(source), *inputs])
     return bundle_io.load(bundle_path, key), source
+
+
+def _guard_reports(writes: tuple, bundle_path: Path, pubkey: Optional[str], inputs) -> None:
+    """Refuse bad report paths before anything else, even before the key is resolved: a run that
+    fails later writes failure reports into these files, so they must be safe to write first."""
+    from . import bundle as bundle_io
+
+    keys = [k for k in (pubkey, os.environ.get("GFAUDIT_PUBKEY")) if k and "-----BEGIN" not in k]
+    outputs.guard(writes, [bundle_path, bundle_io.sig_path(bundle_path), *keys, *inputs])
+
+
+def _key_file(source: Optional[str]) -> Optional[str]:
+    """The public key's file (an input of the run), unless it came as PEM text in the environment."""
+    return None if not source or source.startswith("$") else source
+
+
+def _threshold(value: Optional[float]) -> Optional[float]:
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise UsageError(f"--threshold {value!r}: must be a finite number between 0 and 1")
+    return value
+
+
+def _timeout(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--timeout {value!r}: must be a positive number of seconds")
+    return value
+
+
+def _load_npy(path: Path):
+    """A .npy array read through the bounded, regular-file-only reader (exit 2 on anything odd)."""
+    import io
+
+    import numpy as np
+
+    from .safe_read import max_bundle_bytes, read_regular
+
+    data = read_regular(path, max_bundle_bytes(), ".npy array", UsageError)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UsageError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------- keys and bundles
@@ -175,6 +229,11 @@ def keygen(
     """Make an Ed25519 owner key pair. Set GFAUDIT_KEY_PASSWORD to encrypt the private key."""
     from .keys import generate
 
+    key_file, pub_file = out / "owner.key", out / "owner.pub"
+    if not force and (os.path.lexists(key_file) or os.path.lexists(pub_file)):
+        raise UsageError(f"{key_file} or {pub_file} already exists; pass --force to replace them")
+    outputs.guard([outputs.folder(out, "key folder"), outputs.file(key_file, "private key", may_replace_key=force),
+                   outputs.file(pub_file, "public key")])
     key_path, pub_path = generate(out, force=force)
     info(f"wrote {key_path} (private: keep it out of any repository) and {pub_path}")
 
@@ -197,19 +256,16 @@ def bundle_create(
     device: Device = typer.Option(Device.auto, help="Where the victim runs."),
 ):
     """Pack fingerprint pairs made by any method into a signed bundle labelled by the victim."""
-    import numpy as np
-
+    from .bundle import sig_path
     from .create import create
     from .keys import load_private
     from .normalization import resolve
 
+    _threshold(threshold)
+    outputs.guard([outputs.file(out, "bundle"), outputs.file(sig_path(out), "signature file")],
+                  [x, x_prime, victim, key])
     m, s = resolve(normalization.value, _floats(mean, "--mean"), _floats(std, "--std"))
-    arrays = []
-    for p in (x, x_prime):
-        try:
-            arrays.append(np.load(p, allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{p}: not a readable .npy array ({exc})") from None
+    arrays = [_load_npy(p) for p in (x, x_prime)]
     names = [n.strip() for n in class_names.split(",")] if class_names else None
     created = create(out, x=arrays[0], x_prime=arrays[1], victim_onnx=victim, mean=m, std=s,
                      key=load_private(key), method=method, rule=rule, threshold=threshold,
@@ -232,18 +288,28 @@ def sign(
     from . import bundle as bundle_io, manifest as mf
     from .keys import load_private, resolve_public
 
+    _threshold(threshold)
+    # The bundle and its .sig are rewritten on purpose; the keys must never be.
+    writes = [outputs.file(bundle, "bundle"), outputs.file(bundle_io.sig_path(bundle), "signature file")]
     if unverified:
+        outputs.guard(writes, [key, pubkey])
         predicate = _peek_predicate(bundle)
-        data = bundle.read_bytes() if bundle.is_file() else None
-        if data is None:
-            raise UsageError(f"{bundle}: not found")
+        data = bundle_io.read_data(bundle)
     else:
-        k, _ = resolve_public(pubkey)
+        k, source = resolve_public(pubkey)
+        outputs.guard(writes, [key, _key_file(source)])
         _, predicate, data = bundle_io.verify_statement(bundle, k)
     manifest = mf.parse(predicate).raw
+    from safetensors import SafetensorError
     from safetensors.numpy import load as st_load
 
-    tensors = st_load(data)
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise IntegrityError(f"{bundle}: not a readable safetensors file ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+    missing = [n for n in mf.REQUIRED_TENSORS if n not in tensors]
+    if missing:
+        raise IntegrityError(f"{bundle}: tensor(s) {', '.join(missing)} missing")
     manifest["tensors"] = {n: bundle_io.tensor_entry(tensors[n]) for n in mf.REQUIRED_TENSORS}
     if threshold is not None:
         manifest["scoring"]["threshold"] = mf.decimal_string(threshold)
@@ -255,18 +321,21 @@ def sign(
 def _peek_predicate(bundle: Path) -> dict:
     """Decode the signed payload WITHOUT verifying it; only for display or explicit --unverified use."""
     import base64
+    import binascii
 
-    from .bundle import sig_path
-    from .errors import IntegrityError
+    from . import strict_json
+    from .bundle import parse_payload, read_envelope, sig_path
     from .manifest import parse_statement
 
+    env = strict_json.loads(read_envelope(bundle), f"{sig_path(bundle)}", IntegrityError)
     try:
-        env = json.loads(sig_path(bundle).read_bytes())
-        return parse_statement(json.loads(base64.b64decode(env["payload"])))[1]
-    except FileNotFoundError:
-        raise IntegrityError(f"{sig_path(bundle)}: signature file not found") from None
-    except (ValueError, KeyError, TypeError):
+        payload = base64.b64decode(env["payload"], validate=True)
+    except (KeyError, TypeError, ValueError, binascii.Error):
         raise IntegrityError(f"{sig_path(bundle)}: not a readable DSSE envelope") from None
+    predicate = parse_statement(parse_payload(payload))[1]
+    if not isinstance(predicate, dict):
+        raise IntegrityError(f"{sig_path(bundle)}: the signed statement holds no manifest")
+    return predicate
 
 
 @app.command()
@@ -367,35 +436,41 @@ def check(
     device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="auto (CUDA if it works), cpu, or cuda (exit 4 if CUDA does not work)."),
     expect: Optional[Expect] = typer.Option(None, help="Gate mode: exit 0 when every suspect gets this verdict, 1 otherwise."),
     quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
 ):
     """Verify the bundle, run each suspect label-only, and report ARD, P_ori, P_conf and the verdict.
 
     Exit 0: not derived (or --expect met); 1: derived (or --expect not met); 2: usage;
     3: bundle integrity/signature; 4: runtime (bad ONNX, incompatible model, CUDA missing).
-    Several suspects: the most severe code. A run that stops still writes every requested report
-    file, as a failure report (JSON "error", SARIF executionSuccessful false).
+    Several suspects: the most severe code. Each suspect runs in its own worker process under
+    --timeout; one that cannot be scored gets an error row and the others are still scored. A run
+    that stops still writes every requested report file, as a failure report (JSON "error", SARIF
+    executionSuccessful false).
     """
     from . import formats
     from .check import check as run_check
-    from .outputs import Outputs
+    from .reports import Outputs
     from .suspects import expand
 
-    outputs = Outputs.plan("check", fmt.value, out, json=json_file, sarif=sarif_file)
+    _timeout(timeout)
+    reports = Outputs.plan("check", fmt.value, out, json=json_file, sarif=sarif_file)
+    writes = tuple(outputs.file(p, "report") for p in reports.files())
+    _guard_reports(writes, bundle, pubkey, suspects)
 
     def progress(i, n, entry):
         info(f"[{i}/{n}] {entry.path}: {entry.verdict}")
 
     def body():
-        b, source = _load_verified(bundle, pubkey)
         paths = expand(suspects)
+        b, source = _load_verified(bundle, pubkey, writes, tuple(paths))
         return run_check(b, paths, device.value, expect.value if expect else None,
-                         progress=progress if len(paths) > 1 else None), source
+                         progress=progress if len(paths) > 1 else None, timeout=timeout), source
 
-    result, source = _run_with_reports(outputs, body)
+    result, source = _run_with_reports(reports, body)
     for s in result.suspects:
         if s.verdict == "error":
             err(f"error: {s.error}")
-    for path in outputs.write(lambda name: formats.render_check(name, result, source)):
+    for path in reports.write(lambda name: formats.render_check(name, result, source)):
         info(f"wrote {path}")
     raise typer.Exit(result.exit_code)
 
@@ -418,12 +493,16 @@ def evaluate(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw robustness/uniqueness curves to this PNG (needs gfaudit[plot])."),
     device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
 ):
     """Score every model of a suspect library like `check` and report ARUC, ROC-AUC, TPR@FPR, per family."""
     from . import evaluate as ev, formats
-    from .outputs import Outputs
+    from .reports import Outputs
 
-    outputs = Outputs.plan("evaluate", fmt.value, out, json=json_file)
+    _timeout(timeout)
+    reports = Outputs.plan("evaluate", fmt.value, out, json=json_file)
+    writes = (*(outputs.file(p, "report") for p in reports.files()), outputs.file(plot, "plot"))
+    _guard_reports(writes, bundle, pubkey, [library])
 
     def progress(i, n, row):
         info(f"[{i}/{n}] {Path(row['path']).name}: score {row['score']}")
@@ -431,15 +510,17 @@ def evaluate(
     def body():
         if plot is not None:
             ev.require_matplotlib()  # before minutes of scoring, not after
-        b, _ = _load_verified(bundle, pubkey)
-        doc = ev.evaluate(b, ev.load_library(library), device.value, progress=progress)
+        library_json = ev.library_json_path(library)
+        models = ev.load_library(library)
+        b, _ = _load_verified(bundle, pubkey, writes, (library_json, *(m.path for m in models)))
+        doc = ev.evaluate(b, models, device.value, progress=progress, timeout=timeout)
         if plot is not None:
             ev.plot(doc, plot)
             info(f"wrote {plot}")
         return doc
 
-    doc = _run_with_reports(outputs, body)
-    for path in outputs.write(lambda name: formats.render_evaluation(name, doc)):
+    doc = _run_with_reports(reports, body)
+    for path in reports.write(lambda name: formats.render_evaluation(name, doc)):
         info(f"wrote {path}")
     raise typer.Exit(4 if doc["errors"] else 0)
 
@@ -465,6 +546,7 @@ def doctor(fmt: InfoFormat = typer.Option(InfoFormat.text, "--format", help="tex
 
 
 def main() -> None:
+    interrupt.install()
     app(prog_name="gfaudit")
 
 

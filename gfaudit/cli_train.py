@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from . import outputs
 from .cli import _STATE, Device, Normalization, app, cli_errors, info, library_app
 from .errors import GfauditError, UsageError
 
@@ -64,6 +65,8 @@ def train(
 ):
     """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold on negatives
     that neither the GAN nor the selection saw (and --reference models), and write a signed bundle."""
+    outputs.guard([outputs.file(out, "bundle"), outputs.file(str(out) + ".sig", "signature file"),
+                   outputs.file(out.with_suffix(".png"), "picture")], [victim, key, data, cache, *(reference or [])])
     pipeline = trainer("pipeline")
     presets = trainer("presets")
     if preset not in presets.PRESETS:
@@ -86,6 +89,7 @@ def export_onnx(
     num_classes: int = typer.Option(10, help="Number of classes."),
 ):
     """Export the bare model (no normalisation inside) to ONNX, parity-checked against torch."""
+    outputs.guard([outputs.file(out, "ONNX file")], [model])
     victim = trainer("victim")
     export = trainer("export")
     path = export.export(victim.load(model, arch, num_classes), out)
@@ -107,6 +111,8 @@ def library_build(
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated recipe names to build."),
 ):
     """Build pirated and unrelated suspects (fine-tuning, pruning, extraction, adversarial training, filters)."""
+    outputs.guard([outputs.folder(out, "library folder"), outputs.file(out / "library.json", "library.json")],
+                  [victim, data, cache])
     library = trainer("library")
     pipeline = trainer("pipeline")
     presets = trainer("presets")

@@ -29,8 +29,13 @@ def diagnose() -> dict:
     import numpy as np
 
     from .onnx_model import _ort, cuda_driver_present
+    from .streams import stdout_to_stderr
 
-    ort = _ort()
+    with stdout_to_stderr():  # provider libraries print while they load; stdout is for the report
+        return _diagnose(np, _ort(), cuda_driver_present)
+
+
+def _diagnose(np, ort, cuda_driver_present) -> dict:
     report = {
         "gfaudit": _installed("gfaudit"),
         "onnxruntime_module": ort.__version__,

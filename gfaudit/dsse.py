@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from . import strict_json
 from .errors import IntegrityError
 from .keys import keyid
 
@@ -47,10 +47,7 @@ def verify(envelope_bytes: bytes, key: Ed25519PublicKey, payload_type: str = INT
     """Return the payload bytes if one signature in the envelope verifies under ``key``; else raise."""
     if len(envelope_bytes) > MAX_ENVELOPE_BYTES:
         raise IntegrityError("signature envelope is too large")
-    try:
-        env = json.loads(envelope_bytes)
-    except (ValueError, UnicodeDecodeError):
-        raise IntegrityError("signature envelope is not valid JSON") from None
+    env = strict_json.loads(envelope_bytes, "signature envelope", IntegrityError)
     if not isinstance(env, dict):
         raise IntegrityError("signature envelope is not a JSON object")
     if env.get("payloadType") != payload_type:

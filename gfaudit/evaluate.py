@@ -3,20 +3,28 @@
 library.json: ``{"models": [{"path": "...onnx", "label": "pirated"|"unrelated", "attack": "...",
 "arch": "...", "accuracy": 0.0}, ...]}``; paths are relative to the json's folder. Any file in this
 form works, including one written by hand.
+
+The file is read bounded and parsed strictly (no duplicate keys, bounded nesting), and every entry
+must stay inside the library folder: no absolute path, no ``..``, no symbolic link that leads out.
+A violation is a usage error (exit 2) naming the entry, raised before any model is scored, with
+the same message whether or not the target exists (so errors reveal nothing about other files).
 """
 
 from __future__ import annotations
 
-import json
+import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import metrics
+from . import metrics, strict_json
+from .atomic import write_bytes_atomic
 from .bundle import Bundle
 from .check import check_one
-from .atomic import write_bytes_atomic
 from .errors import UsageError
+from .isolation import DEFAULT_TIMEOUT
+from .safe_read import MAX_LIBRARY_JSON_BYTES, read_regular
 
 LABELS = ("pirated", "unrelated")
 FPRS = (0.0, 0.01)
@@ -32,16 +40,37 @@ class LibraryModel:
     family: str
 
 
-def load_library(path: str | Path) -> list[LibraryModel]:
+def library_json_path(path: str | Path) -> Path:
+    """``path`` itself, or ``path/library.json`` when it is a folder."""
     path = Path(path)
-    if path.is_dir():
-        path = path / "library.json"
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: library.json not found") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    return path / "library.json" if path.is_dir() else path
+
+
+def contained(folder: Path, entry: str, where: str) -> Path:
+    """The resolved path of ``entry`` if it stays inside ``folder``; UsageError naming it otherwise."""
+    refuse = UsageError(f"{where}: path {entry!r} is outside the library folder (entries must be relative "
+                        "paths inside it, without '..' or links that lead out)")
+    if not entry or "\x00" in entry or os.path.isabs(entry) or ".." in Path(entry).parts:
+        raise refuse
+    root = Path(os.path.realpath(folder))
+    target = Path(os.path.realpath(root / entry))
+    if target == root or root not in target.parents:
+        raise refuse
+    return target
+
+
+def _accuracy(value, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UsageError(f"{where}: accuracy must be a number or null, not {str(value)[:40]!r}")
+    return float(value)
+
+
+def load_library(path: str | Path) -> list[LibraryModel]:
+    path = library_json_path(path)
+    data = read_regular(path, MAX_LIBRARY_JSON_BYTES, "library.json", UsageError)
+    doc = strict_json.loads(data, str(path), UsageError)
     models = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(models, list) or not models:
         raise UsageError(f"{path}: expected {{\"models\": [...]}} with at least one model")
@@ -49,18 +78,23 @@ def load_library(path: str | Path) -> list[LibraryModel]:
     for i, m in enumerate(models):
         if not isinstance(m, dict) or not isinstance(m.get("path"), str) or m.get("label") not in LABELS:
             raise UsageError(f"{path}: models[{i}] needs a string path and a label of pirated or unrelated")
+        where = f"{path}: models[{i}]"
+        target = contained(path.parent, m["path"], where)
         attack = str(m.get("attack") or m["label"])
-        out.append(LibraryModel((path.parent / m["path"]).resolve(), m["label"], attack, m.get("arch"),
-                                m.get("accuracy"), str(m.get("family") or attack)))
+        arch = m.get("arch")
+        out.append(LibraryModel(target, m["label"], attack, None if arch is None else str(arch),
+                                _accuracy(m.get("accuracy"), where), str(m.get("family") or attack)))
     return out
 
 
-def evaluate(bundle: Bundle, library: list[LibraryModel], device: str = "auto", progress=None) -> dict:
-    """Per-model scores, per-family summary and the separation metrics."""
+def evaluate(bundle: Bundle, library: list[LibraryModel], device: str = "auto", progress=None,
+             timeout: float | None = DEFAULT_TIMEOUT) -> dict:
+    """Per-model scores, per-family summary and the separation metrics. Each model runs isolated
+    under ``timeout`` seconds (see check.check_one); one that fails is an error row."""
     rows = []
     provider = None
     for i, lm in enumerate(library, 1):
-        result, prov = check_one(str(lm.path), bundle, device, None)
+        result, prov = check_one(str(lm.path), bundle, device, None, timeout)
         provider = provider or prov
         rows.append({"path": str(lm.path), "label": lm.label, "attack": lm.attack, "family": lm.family, "arch": lm.arch,
                      "accuracy": lm.accuracy, "score": result.score, "ard": result.ard, "p_ori": result.p_ori,

@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .atomic import write_bytes_atomic
 from .errors import KeyFileError, UsageError
+from .safe_read import MAX_CONFIG_BYTES, MAX_KEY_BYTES, read_regular
 
 PASSWORD_ENV = "GFAUDIT_KEY_PASSWORD"
 PUBKEY_ENV = "GFAUDIT_PUBKEY"
-MAX_KEY_BYTES = 64 * 1024
 
 
 def config_path() -> Path:
@@ -55,25 +55,22 @@ def generate(out_dir: str | os.PathLike, force: bool = False) -> tuple[Path, Pat
 
 
 def _read_key_file(path: str | os.PathLike) -> bytes:
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_KEY_BYTES:
-            raise KeyFileError(f"{p}: too large to be a key file")
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"{p}: key file not found") from None
-    except IsADirectoryError:
-        raise KeyFileError(f"{p}: is a folder, not a key file") from None
-    except PermissionError:
-        raise KeyFileError(f"{p}: permission denied") from None
+    return read_regular(path, MAX_KEY_BYTES, "key file", KeyFileError)
 
 
 def load_private(path: str | os.PathLike) -> Ed25519PrivateKey:
     data = _read_key_file(path)
+    pw = _password()
     try:
-        key = serialization.load_pem_private_key(data, password=_password())
+        key = serialization.load_pem_private_key(data, password=pw)
     except TypeError:
-        raise KeyFileError(f"{path}: the key is encrypted; set {PASSWORD_ENV}") from None
+        if pw is None:
+            raise KeyFileError(f"{path}: the key is encrypted; set {PASSWORD_ENV}") from None
+        # A password was given for a key that is not encrypted: the key needs none, so load it as is.
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (TypeError, ValueError):
+            raise KeyFileError(f"{path}: not a PEM private key") from None
     except ValueError:
         raise KeyFileError(f"{path}: not a PEM private key, or wrong {PASSWORD_ENV}") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -105,9 +102,9 @@ def resolve_public(flag: str | None) -> tuple[Ed25519PublicKey, str]:
             return parse_public(env.encode("utf-8"), f"${PUBKEY_ENV}"), f"${PUBKEY_ENV}"
         return load_public(env), env
     cfg = config_path()
-    if cfg.is_file():
+    if cfg.exists():
         try:
-            value = tomllib.loads(cfg.read_text("utf-8")).get("pubkey")
+            value = tomllib.loads(read_regular(cfg, MAX_CONFIG_BYTES, "config file", UsageError).decode("utf-8")).get("pubkey")
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"{cfg}: not valid TOML ({exc})") from None
         if isinstance(value, str) and value:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from .errors import IntegrityError
+from .errors import IntegrityError, UsageError
 
 FORMAT_VERSION = 1
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -25,8 +25,15 @@ _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 def decimal_string(value: float | str | Decimal, places: int = 4) -> str:
-    """A threshold as the canonical decimal string stored in the manifest."""
-    d = Decimal(str(value)).quantize(Decimal(1).scaleb(-places))
+    """A threshold as the canonical decimal string stored in the manifest (UsageError if it is not a
+    finite number of sensible size: NaN, infinities and 1e30 have no such string)."""
+    try:
+        d = Decimal(str(value))
+        if not d.is_finite() or abs(d) > 10**6:
+            raise InvalidOperation
+        d = d.quantize(Decimal(1).scaleb(-places))
+    except (InvalidOperation, ValueError):
+        raise UsageError(f"threshold {value!r} is not a finite decimal number") from None
     return format(d.normalize(), "f") if d != 0 else "0"
 
 

@@ -15,8 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import GfauditError, SuspectError
+from .safe_read import max_model_bytes, require_regular
+from .streams import stdout_to_stderr
 
 DEVICES = ("auto", "cpu", "cuda")
+# A fixed batch dimension is honoured by padding the last chunk; a model that declares a batch larger
+# than both the images to label and this limit is refused instead of padded (no 2**31-image buffers).
+MAX_PADDED_BATCH = 1024
 _INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 
 
@@ -102,18 +107,19 @@ class OnnxClassifier:
         ort = _ort()
         self.path = str(path)
         self.num_classes = num_classes
-        if not os.path.isfile(self.path):
-            raise SuspectError(f"{self.path}: no such file")
-        providers = providers_for(device)
+        require_regular(self.path, max_model_bytes(), "model", SuspectError)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
-        except Exception as exc:  # onnxruntime raises several unrelated types for bad files
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SuspectError(f"{self.path}: onnxruntime cannot load the model: {msg[:300]}") from None
+        # Provider libraries print to stdout while they load; keep the report's stream clean.
+        with stdout_to_stderr():
+            providers = providers_for(device)
+            try:
+                self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+            except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise SuspectError(f"{self.path}: onnxruntime cannot load the model: {msg[:300]}") from None
         active = self.session.get_providers()
         if device == "cuda" and "CUDAExecutionProvider" not in active:
             raise DeviceError("--device cuda: the CUDA provider failed to start (no GPU, driver or CUDA/cuDNN libraries)")
@@ -159,6 +165,9 @@ class OnnxClassifier:
         """The first output for uint8 NCHW images, as float32 [K, num_classes]."""
         arr = self._prepare(x_uint8, mean, std)
         n = arr.shape[0]
+        if self.plan.batch and self.plan.batch > max(n, MAX_PADDED_BATCH):
+            raise SuspectError(f"{self.path}: the model declares a fixed batch of {self.plan.batch}; gfaudit pads "
+                               f"at most to {max(n, MAX_PADDED_BATCH)} images")
         step = self.plan.batch or batch_size
         outs = []
         for start in range(0, n, step):
@@ -173,11 +182,16 @@ class OnnxClassifier:
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise SuspectError(f"{self.path}: inference failed: {msg[:300]}") from None
             out = np.asarray(out)
+            if out.dtype.kind not in "fiub":
+                raise SuspectError(f"{self.path}: the first output is not numeric ({out.dtype} values, e.g. strings)")
             if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
                 raise SuspectError(f"{self.path}: output shape {list(out.shape)} is not [batch, classes]")
             if self.num_classes is not None and out.shape[1] != self.num_classes:
                 raise SuspectError(f"{self.path}: the model has {out.shape[1]} classes; the bundle has {self.num_classes}")
-            outs.append(out[:real].astype(np.float32))
+            out = out[:real].astype(np.float32)
+            if not np.isfinite(out).all():
+                raise SuspectError(f"{self.path}: the model outputs NaN or infinite values")
+            outs.append(out)
         return np.concatenate(outs)
 
     def labels(self, x_uint8: np.ndarray, mean, std) -> np.ndarray:

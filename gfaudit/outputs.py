@@ -1,72 +1,162 @@
-"""Where one run's reports go: the ``--format`` report to stdout or ``-o``, plus any
-``--json-file-output`` / ``--sarif-file-output`` files, all written atomically. A run that stops
-(exit 2, 3 or 4) still writes every requested file, as a failure report."""
+"""The output-path policy: what any gfaudit command may write onto, checked before any work.
+
+Every command that writes (``check -o``, ``evaluate -o/--plot``, ``keygen``, ``bundle create``,
+``sign``, ``train``, ``export-onnx``, ``library build``) calls :func:`guard` with its outputs and its
+inputs before it reads a model or scores anything. An output is refused (UsageError, exit 2) when:
+
+- it is, by path or by inode (``os.path.samefile``: hard links too), one of the run's inputs;
+- it is an existing private key (a name ending in ``.key`` or PEM ``PRIVATE KEY`` text);
+- it exists and is not a regular file: folder, device, FIFO, socket, or any symbolic link
+  (``os.replace`` would replace the link, not what it points to);
+- it exists and is read-only (no write bit: also refused for root, who could write anyway);
+- its folder cannot be written, or a path component is not a folder;
+- two outputs of the run are the same file.
+
+An accepted file output is then written by :mod:`gfaudit.atomic` (temporary file in the same folder,
+then ``os.replace``), which re-checks that it is not replacing anything but a regular file.
+"""
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
+import os
+import re
+import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Iterable, Optional
 
-from . import formats
-from .atomic import write_text_atomic
 from .errors import UsageError
+
+_PRIVATE_PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_HEAD_BYTES = 64 * 1024
+
+PathLike = str | os.PathLike
 
 
 @dataclass(frozen=True)
-class Target:
-    fmt: str
-    path: Path | None  # None: stdout
+class Output:
+    """One path a command will write: a file (replaced atomically) or a folder (filled with files)."""
+
+    path: Path
+    what: str = "output"
+    folder: bool = False
+    may_replace_key: bool = False  # keygen --force replaces owner.key on purpose
 
 
-@dataclass
-class Outputs:
-    command: str
-    targets: list[Target] = field(default_factory=list)
+def _head(path: Path) -> bytes:
+    """The first bytes of a regular file, without blocking on anything odd."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.read(fd, _HEAD_BYTES)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
-    @classmethod
-    def plan(cls, command: str, fmt: str, out: Path | None, **files: Path | None) -> "Outputs":
-        """``files`` maps a format name to the file its ``--<format>-file-output`` option named."""
-        targets = [Target(fmt, out)]
-        for name, path in files.items():
-            if path is not None:
-                if not formats.supported(command, name):
-                    raise UsageError(f"{command} cannot write {name}")
-                targets.append(Target(name, Path(path)))
-        paths = [str(t.path) for t in targets if t.path is not None]
-        if len(set(paths)) != len(paths):
-            raise UsageError("two reports would be written to the same file; give each its own path")
-        return cls(command, targets)
 
-    def files(self) -> list[Path]:
-        return [t.path for t in self.targets if t.path is not None]
+def is_private_key(path: PathLike) -> bool:
+    """True for an existing file named ``*.key`` or holding PEM private-key text."""
+    p = Path(path)
+    return p.name.endswith(".key") or bool(_PRIVATE_PEM.search(_head(p)))
 
-    def write(self, render: Callable[[str], str]) -> list[Path]:
-        """Render every target with ``render(fmt)``; files are written before stdout. Returns the files."""
-        texts = [(t, render(t.fmt)) for t in self.targets]
-        written = []
-        for t, text in texts:
-            if t.path is not None:
-                write_text_atomic(t.path, text)
-                written.append(t.path)
-        for t, text in texts:
-            if t.path is None:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-        return written
 
-    def write_failure(self, code: int, message: str) -> list[Path]:
-        """The failure report into every requested file (stdout stays empty: nothing was scored).
-        A file that cannot be written is skipped: the run is failing already and says why."""
-        failure = formats.Failure(self.command, code, message)
-        written = []
-        for t in self.targets:
-            if t.path is None:
-                continue
-            try:
-                write_text_atomic(t.path, formats.render_failure(t.fmt, failure))
-                written.append(t.path)
-            except OSError:
-                pass
-        return written
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _read_only(path: Path, st: os.stat_result) -> bool:
+    return not (st.st_mode & 0o222) or not os.access(path, os.W_OK)
+
+
+def _check_parent(path: Path, what: str) -> None:
+    """The nearest existing ancestor must be a writable folder (missing folders are created later)."""
+    parent = path.parent
+    while True:
+        try:
+            st = os.stat(parent)
+            break
+        except FileNotFoundError:
+            if parent.parent == parent:
+                return
+            parent = parent.parent
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot write the {what} here ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path}: cannot write the {what}: {parent} is not a folder")
+    if _read_only(parent, st):
+        raise UsageError(f"{path}: cannot write the {what}: folder {parent} is read-only")
+
+
+def _check_file(out: Output) -> None:
+    p = out.path
+    if os.path.islink(p):
+        raise UsageError(f"{p}: refusing to write the {out.what} onto a symbolic link; name the real file")
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        _check_parent(p, out.what)
+        return
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot write the {out.what} here ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{p}: refusing to write the {out.what} onto {_kind(st.st_mode)}; name a regular file")
+    if not out.may_replace_key and is_private_key(p):
+        raise UsageError(f"{p}: refusing to write the {out.what} onto a private key")
+    if _read_only(p, st):
+        raise UsageError(f"{p}: refusing to replace a read-only file")
+    _check_parent(p, out.what)
+
+
+def _check_folder(out: Output) -> None:
+    p = out.path
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        _check_parent(p, out.what)
+        return
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot use it as the {out.what} ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{p}: the {out.what} must be a folder, and this is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}")
+    if _read_only(p, st):
+        raise UsageError(f"{p}: the {out.what} is read-only")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def guard(outputs: Iterable[Output], inputs: Iterable[Optional[PathLike]] = ()) -> None:
+    """Refuse (UsageError, exit 2) any output that would destroy an input or is not a plain file; see module doc."""
+    outs = [o for o in outputs if o is not None]
+    ins = [Path(i) for i in inputs if i is not None and str(i) != ""]
+    for i, out in enumerate(outs):
+        for other in outs[:i]:
+            if _same(out.path, other.path):
+                raise UsageError(f"{out.path}: the {out.what} and the {other.what} are the same file")
+        for src in ins:
+            if _same(out.path, src):
+                raise UsageError(f"{out.path}: refusing to write the {out.what} onto an input of this run ({src})")
+        (_check_folder if out.folder else _check_file)(out)
+
+
+def file(path: Optional[PathLike], what: str = "output", **kw) -> Optional[Output]:
+    return None if path is None else Output(Path(path), what, **kw)
+
+
+def folder(path: PathLike, what: str = "output folder") -> Output:
+    return Output(Path(path), what, folder=True)

@@ -22,7 +22,7 @@ def _run(code: str, *args: str):
 
 def test_import_gfaudit_does_not_import_torch():
     r = _run("import gfaudit, gfaudit.cli, gfaudit.cli_train, gfaudit.bundle, gfaudit.check, gfaudit.report, gfaudit.api\n"
-             "import gfaudit.formats.sarif, gfaudit.formats.json, gfaudit.formats.text, gfaudit.outputs\n"
+             "import gfaudit.formats.sarif, gfaudit.formats.json, gfaudit.formats.text, gfaudit.reports, gfaudit.outputs\n"
              "assert 'torch' not in sys.modules\nprint('ok')")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
