@@ -407,19 +407,21 @@ JSON_FILE_HELP = "Also write the JSON report to FILE (atomically), whatever --fo
 SARIF_FILE_HELP = "Also write the SARIF 2.1.0 report to FILE (atomically), whatever --format says."
 
 
-def _run_with_reports(outputs, body):
+def _run_with_reports(reports, body):
     """Run ``body()``; if it raises, write the failure report into every requested file, then re-raise
     (cli_errors turns it into one stderr line and the exit code)."""
     try:
         return body()
+    except outputs.OutputRefused:
+        raise  # the report paths themselves are refused: write nothing there
     except GfauditError as exc:
-        outputs.write_failure(exc.exit_code, str(exc))
+        reports.write_failure(exc.exit_code, str(exc))
         raise
     except KeyboardInterrupt:
-        outputs.write_failure(130, "interrupted")
+        reports.write_failure(130, "interrupted")
         raise
     except Exception as exc:
-        outputs.write_failure(4, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        reports.write_failure(4, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         raise
 
 

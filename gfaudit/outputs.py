@@ -27,6 +27,10 @@ from typing import Iterable, Optional
 
 from .errors import UsageError
 
+
+class OutputRefused(UsageError):
+    """An output path the policy refuses (exit 2). Nothing may be written there, not even a failure report."""
+
 _PRIVATE_PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _HEAD_BYTES = 64 * 1024
 
@@ -89,30 +93,30 @@ def _check_parent(path: Path, what: str) -> None:
                 return
             parent = parent.parent
         except OSError as exc:
-            raise UsageError(f"{path}: cannot write the {what} here ({exc.strerror or exc})") from None
+            raise OutputRefused(f"{path}: cannot write the {what} here ({exc.strerror or exc})") from None
     if not stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path}: cannot write the {what}: {parent} is not a folder")
+        raise OutputRefused(f"{path}: cannot write the {what}: {parent} is not a folder")
     if _read_only(parent, st):
-        raise UsageError(f"{path}: cannot write the {what}: folder {parent} is read-only")
+        raise OutputRefused(f"{path}: cannot write the {what}: folder {parent} is read-only")
 
 
 def _check_file(out: Output) -> None:
     p = out.path
     if os.path.islink(p):
-        raise UsageError(f"{p}: refusing to write the {out.what} onto a symbolic link; name the real file")
+        raise OutputRefused(f"{p}: refusing to write the {out.what} onto a symbolic link; name the real file")
     try:
         st = os.stat(p)
     except FileNotFoundError:
         _check_parent(p, out.what)
         return
     except OSError as exc:
-        raise UsageError(f"{p}: cannot write the {out.what} here ({exc.strerror or exc})") from None
+        raise OutputRefused(f"{p}: cannot write the {out.what} here ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{p}: refusing to write the {out.what} onto {_kind(st.st_mode)}; name a regular file")
+        raise OutputRefused(f"{p}: refusing to write the {out.what} onto {_kind(st.st_mode)}; name a regular file")
     if not out.may_replace_key and is_private_key(p):
-        raise UsageError(f"{p}: refusing to write the {out.what} onto a private key")
+        raise OutputRefused(f"{p}: refusing to write the {out.what} onto a private key")
     if _read_only(p, st):
-        raise UsageError(f"{p}: refusing to replace a read-only file")
+        raise OutputRefused(f"{p}: refusing to replace a read-only file")
     _check_parent(p, out.what)
 
 
@@ -124,11 +128,11 @@ def _check_folder(out: Output) -> None:
         _check_parent(p, out.what)
         return
     except OSError as exc:
-        raise UsageError(f"{p}: cannot use it as the {out.what} ({exc.strerror or exc})") from None
+        raise OutputRefused(f"{p}: cannot use it as the {out.what} ({exc.strerror or exc})") from None
     if not stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{p}: the {out.what} must be a folder, and this is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}")
+        raise OutputRefused(f"{p}: the {out.what} must be a folder, and this is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}")
     if _read_only(p, st):
-        raise UsageError(f"{p}: the {out.what} is read-only")
+        raise OutputRefused(f"{p}: the {out.what} is read-only")
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -147,10 +151,10 @@ def guard(outputs: Iterable[Output], inputs: Iterable[Optional[PathLike]] = ()) 
     for i, out in enumerate(outs):
         for other in outs[:i]:
             if _same(out.path, other.path):
-                raise UsageError(f"{out.path}: the {out.what} and the {other.what} are the same file")
+                raise OutputRefused(f"{out.path}: the {out.what} and the {other.what} are the same file")
         for src in ins:
             if _same(out.path, src):
-                raise UsageError(f"{out.path}: refusing to write the {out.what} onto an input of this run ({src})")
+                raise OutputRefused(f"{out.path}: refusing to write the {out.what} onto an input of this run ({src})")
         (_check_folder if out.folder else _check_file)(out)
 
 

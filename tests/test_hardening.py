@@ -344,8 +344,14 @@ def test_stdout_stays_clean_when_a_cuda_library_prints(work, tmp_path):
     env = dict(os.environ, LD_LIBRARY_PATH=str(libdir))
     base = [*GFAUDIT, "check", str(work["suspect"]), "--bundle", str(work["bundle"]), "--pubkey", str(work["pub"]),
             "--format", "json"]
+    import onnxruntime
+
+    # doctor always probes the driver, so the stand-in loads whichever onnxruntime is installed.
+    d = subprocess.run([*GFAUDIT, "doctor", "--format", "json"], capture_output=True, text=True, env=env, timeout=300)
+    assert "STANDIN" in d.stderr and json.loads(d.stdout)["cuda_driver"] is True
     r = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300)
-    assert "STANDIN" in r.stderr  # the stand-in really loaded and printed
+    # check loads the driver only when onnxruntime has a CUDA provider (onnxruntime-gpu).
+    assert ("STANDIN" in r.stderr) == ("CUDAExecutionProvider" in onnxruntime.get_available_providers())
     assert json.loads(r.stdout)["suspects"][0]["verdict"] == "derived"
     assert r.returncode == 1 and "Traceback" not in r.stderr
     r = subprocess.run(base + ["--device", "cuda"], capture_output=True, text=True, env=env, timeout=300)
@@ -353,8 +359,10 @@ def test_stdout_stays_clean_when_a_cuda_library_prints(work, tmp_path):
     assert r.stdout == "" or json.loads(r.stdout)
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8, 2.0])
+@pytest.mark.parametrize("delay", [0.3, 0.8, 2.0])
 def test_ctrl_c_at_any_moment_exits_130_quietly(work, delay):
+    # Earlier than the interpreter's own start-up (tens of ms, more on a loaded machine) no Python
+    # code of ours runs yet, so no handler can be in place: docs/design.md, "Hardening".
     loop = hm.endless_loop(work["dir"] / "loop.onnx", *f.weights(seed=0))
     p = subprocess.Popen([*GFAUDIT, "check", str(work["suspect"]), str(loop), "--bundle", str(work["bundle"]),
                           "--pubkey", str(work["pub"]), "--format", "json"],

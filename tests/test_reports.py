@@ -159,8 +159,10 @@ def test_same_file_twice_is_a_usage_error(cli, tmp_path, suspects, signed_bundle
 def test_evaluate_writes_json_file_beside_text_and_on_failure(cli, tmp_path, suspects, signed_bundle, keypair, copy_bundle):
     lib = tmp_path / "lib"
     lib.mkdir()
+    for name in ("derived", "not-derived"):  # library entries are relative paths inside the library folder
+        (lib / f"{name}.onnx").write_bytes(suspects[name].read_bytes())
     (lib / "library.json").write_text(json.dumps({"models": [
-        {"path": str(suspects["derived"]), "label": "pirated"}, {"path": str(suspects["not-derived"]), "label": "unrelated"}]}))
+        {"path": "derived.onnx", "label": "pirated"}, {"path": "not-derived.onnx", "label": "unrelated"}]}))
     r = cli("evaluate", "--library", lib, "--bundle", signed_bundle, "--pubkey", keypair[1],
             "--json-file-output", tmp_path / "e.json")
     assert r.exit_code == 0, r.output

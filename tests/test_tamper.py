@@ -135,6 +135,11 @@ def _resign(path: Path, key_path: Path, edit) -> None:
     (lambda m: m["tensors"]["x"].update(shape=[1, 2, 3]), "does not match"),
     (lambda m: m["input"].update(num_classes=2), "inconsistent"),
     (lambda m: m["input"].update(num_classes=2, class_names=[]), "out of range"),
+    (lambda m: m["scoring"].update(null_model={"kind": "binomial-upper-bound", "hit_rate": "1.5",
+                                               "false_accusation_rate": "0.001"}), "null_model.hit_rate"),
+    (lambda m: m["scoring"].update(null_model={"kind": "binomial-upper-bound", "hit_rate": 0.1,
+                                               "false_accusation_rate": "0.001"}), "null_model.hit_rate"),
+    (lambda m: m["scoring"].update(null_model={"kind": "trust-me"}), "null_model"),
 ])
 def test_signed_but_unacceptable_manifest(cli, copy_bundle, victim_onnx, keypair, edit, needle):
     path = copy_bundle()
@@ -149,3 +154,19 @@ def test_verify_reports_integrity(cli, copy_bundle, keypair, other_keypair):
     path = copy_bundle()
     assert cli("verify", path, "--pubkey", keypair[1]).exit_code == 0
     assert cli("verify", path, "--pubkey", other_keypair[1]).exit_code == 3
+
+
+def test_signed_null_model_gives_each_suspect_a_p_value(cli, copy_bundle, victim_onnx, keypair):
+    from gfaudit import calibration
+
+    plain = _check(cli, copy_bundle("plain.safetensors"), victim_onnx, keypair[1])
+    assert json.loads(plain.stdout)["suspects"][0]["p_value"] is None  # signed without calibration: no p-value
+    path = copy_bundle()
+    _resign(path, keypair[0], lambda m: m["scoring"].update(
+        null_model={"kind": "binomial-upper-bound", "hit_rate": "0.2", "false_accusation_rate": "0.001"}))
+    result = _check(cli, path, victim_onnx, keypair[1])
+    entry = json.loads(result.stdout)["suspects"][0]
+    k = json.loads(result.stdout)["bundle"]["k"]
+    assert entry["p_value"] == float(f"{calibration.p_value(entry['score'], k, 0.2):.3g}")
+    text = cli("check", victim_onnx, "--bundle", path, "--pubkey", keypair[1])
+    assert "p-value" in text.stdout and "hit rate <= 0.2" in text.stdout

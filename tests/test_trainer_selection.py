@@ -91,3 +91,55 @@ def test_false_accusation_floor_bounds_a_binomial_follower():
     assert calibrate([1.0], [0.0]) == 0.5
     assert calibrate([1.0], [0.0], floor=0.63) == 0.63
     assert calibrate([1.0], [0.0], floor=2.0) == 0.95
+
+
+def test_spread_caps_pairs_per_target_and_skips_near_copies():
+    import torch
+
+    from gfaudit_trainer.selection import spread
+
+    x = torch.zeros(6, 3, 4, 4, dtype=torch.uint8)
+    base = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    xp = torch.stack([base] * 6)
+    xp[0, 0, 0, 0] = 8   # target 0, direction e0
+    xp[1, 0, 0, 0] = 9   # target 0, same direction as pair 0: a near copy
+    xp[2, 1, 1, 1] = 8   # target 0, another direction
+    xp[3, 2, 2, 2] = 8   # target 0, a third direction
+    xp[4, 0, 0, 0] = 8   # target 1, same direction as pair 0 but another target: allowed
+    xp[5, 0, 3, 3] = 8   # target 1
+    targets = torch.tensor([0, 0, 0, 0, 1, 1])
+    order = torch.arange(6)
+    assert spread(order, x, xp, targets, k=6).tolist() == [0, 1, 2, 3, 4, 5]  # no rule: the ranking as is
+    assert spread(order, x, xp, targets, k=6, max_cosine=0.5).tolist() == [0, 2, 3, 4, 5]
+    assert spread(order, x, xp, targets, k=6, max_cosine=0.5, per_target=2).tolist() == [0, 2, 4, 5]
+    assert spread(order, x, xp, targets, k=3, max_cosine=0.5, per_target=2).tolist() == [0, 2, 4]
+
+
+def test_diversity_loss_is_high_for_one_pattern_per_target_and_low_for_input_specific_ones():
+    import torch
+
+    from gfaudit_trainer.losses import diversity_loss
+
+    pattern = torch.randn(1, 3, 8, 8)
+    same = pattern.expand(4, -1, -1, -1) * torch.tensor([1.0, 2.0, 0.5, 3.0]).view(-1, 1, 1, 1)
+    targets = torch.tensor([1, 1, 1, 1])
+    assert float(diversity_loss(same, targets)) == pytest.approx(1.0, abs=1e-5)
+    eye = torch.eye(4).view(4, 1, 2, 2).expand(-1, 3, -1, -1)
+    assert float(diversity_loss(eye, targets)) == pytest.approx(0.0, abs=1e-6)
+    assert float(diversity_loss(same, torch.tensor([0, 1, 2, 3]))) == 0.0  # no pair shares a target
+
+
+def test_perturbation_diversity_statistics():
+    import numpy as np
+
+    from gfaudit.perturbation import diversity
+
+    x = np.zeros((4, 1, 2, 2), np.uint8)
+    xp = x.copy()
+    xp[0, 0, 0, 0] = xp[1, 0, 0, 0] = 10  # targets 3, 3: identical perturbations
+    xp[2, 0, 1, 1] = 10                   # target 5: orthogonal to them
+    xp[3, 0, 0, 0] = 10                   # target 5: like the first two
+    d = diversity(x, xp, np.array([3, 3, 5, 5]))
+    assert d["cosine_same_target"] == pytest.approx((1 + 1 + 0 + 0) / 4)
+    assert d["cosine_other_target"] == pytest.approx((1 + 0 + 1 + 0 + 1 + 0 + 1 + 0) / 8)
+    assert d["pairs_per_target"] == {3: 2, 5: 2} and d["largest_target_share"] == 0.5
