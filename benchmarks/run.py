@@ -84,16 +84,22 @@ def _evaluate(bundle_path: Path, pub, library):
     return b, evaluate.evaluate(b, library, "cpu")
 
 
-def fidelity(ctx, library) -> dict[str, float]:
-    """Share of the test split each suspect labels like the victim (extraction's usual "fidelity").
-    A label-only fingerprint can only tell students from unrelated models as far as this differs."""
+def fidelity(ctx, library) -> dict[str, tuple[float, float]]:
+    """Per suspect: the share of the test split it labels like the victim (extraction's "fidelity"),
+    and the share of the victim's own errors it repeats. An extraction student can inherit the
+    victim's mistakes; an independent model repeats them only by chance, so the second number is
+    what a label-only fingerprint can separate students from strong unrelated models by."""
     from gfaudit.onnx_model import OnnxClassifier
     from gfaudit_trainer.training import predict
 
     victim = predict(ctx.victim, ctx.test.images, ctx.device).numpy()
+    wrong = victim != ctx.test.labels.numpy()
     images = ctx.test.images.numpy()
-    return {m.path: float((OnnxClassifier(m.path, device="cpu").labels(images, ctx.mean, ctx.std) == victim).mean())
-            for m in library}
+    out = {}
+    for m in library:
+        pred = OnnxClassifier(m.path, device="cpu").labels(images, ctx.mean, ctx.std)
+        out[m.path] = (float((pred == victim).mean()), float((pred[wrong] == victim[wrong]).mean()))
+    return out
 
 
 def _curves_figure(docs: dict, out: Path) -> None:
@@ -131,7 +137,9 @@ def main() -> None:
     lib_doc = library_mod.build(ctx, args.scale, work / "library")
     library = evaluate_mod.load_library(work / "library")
     log(f"library ready: {len(library)} models")
-    fid = {Path(p).name: f for p, f in fidelity(ctx, library).items()}
+    fid_both = {Path(p).name: f for p, f in fidelity(ctx, library).items()}
+    fid = {name: f[0] for name, f in fid_both.items()}
+    errs = {name: f[1] for name, f in fid_both.items()}
 
     results, evals = {}, {}
     for method in args.methods.split(","):
@@ -155,7 +163,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _curves_figure(evals, figure)
     text = render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure,
-                  time.perf_counter() - started, fid)
+                  time.perf_counter() - started, fid, errs)
     tmp = args.out.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, args.out)
@@ -173,7 +181,7 @@ def _mean_fidelity(lib_doc, fid, family: str) -> str:
     return f"{sum(vals) / len(vals):.1%}" if vals else "-"
 
 
-def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure, total, fid) -> str:
+def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure, total, fid, errs) -> str:
     g_time = _gen_seconds(results["ganfinger"][0]) if "ganfinger" in results else None
     pirated = sum(m["label"] == "pirated" for m in lib_doc["models"])
     lines = [
@@ -240,12 +248,17 @@ def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, c
               "per pool over five architectures. See docs/benchmark-notes.md for where and why these numbers differ.",
               "", f"![curves]({figure.name})", "", "## Appendix: every suspect", ""]
     first = next(iter(results.values()))[1]
-    lines += ["| model | label | family | accuracy | fidelity | " + " | ".join(results) + " |",
-              "|---|---|---|---|---|" + "---|" * len(results)]
+    lines += ["Fidelity: test images labelled like the victim. On its errors: the share of the victim's own "
+              f"mistakes on the test split ({int((ctx.victim_accuracy < 1) * round((1 - ctx.victim_accuracy) * len(ctx.test)))} "
+              "images) that the suspect repeats; an extraction student can inherit them, an independent model "
+              "repeats them only by chance.", "",
+              "| model | label | family | accuracy | fidelity | on victim's errors | " + " | ".join(results) + " |",
+              "|---|---|---|---|---|---|" + "---|" * len(results)]
     for i, m in enumerate(first["models"]):
         cells = [f"{d['models'][i]['score']:.3f}" if d["models"][i]["score"] is not None else "err" for _, d in results.values()]
         name = Path(m["path"]).name
-        lines.append(f"| {name} | {m['label']} | {m['family']} | {m['accuracy']:.3f} | {fid[name]:.3f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {m['label']} | {m['family']} | {m['accuracy']:.3f} | {fid[name]:.3f} | {errs[name]:.3f} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
