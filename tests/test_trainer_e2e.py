@@ -8,7 +8,7 @@ import pytest
 
 from gfaudit import calibration as null
 
-from conftest import SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
+from conftest import REPO, SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
 
 pytestmark = needs_torch()
 
@@ -43,6 +43,15 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
     assert abs(float(null_model["hit_rate"]) - q) < 1e-6
     assert float(manifest["scoring"]["threshold"]) == round(min(1.0, null.threshold_for(float(null_model["hit_rate"]), k, 0.001)), 4)
     assert entry["p_value"] == float(f"{null.p_value(entry['score'], k, float(null_model['hit_rate'])):.3g}")
+    # The shipped bundle's README is rendered from the same signed provenance.
+    import sys
+
+    sys.path.insert(0, str(REPO / "fingerprints"))
+    from describe import describe
+
+    text = describe(manifest)
+    assert f"ARD >= {manifest['scoring']['threshold']}" in text and null_model["hit_rate"] in text
+    assert text.count("| negative, calibration only |") == 1 and "cosine" in text
     assert {"pool_building", "fingerprint_generation"} <= set(prov["timings_s"])
     assert len(prov["gan_history"]) == prov["preset"]["gan"]["epochs"]
     assert all({"adv", "gan", "hinge", "conf", "d"} <= set(row) for row in prov["gan_history"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class PoolModel:
 
     def to_json(self) -> dict:
         extra = {k: self.meta[k] for k in ("query", "recipe", "epochs", "train_images", "agreement_on_victim_errors",
-                                           "source", "file", "sha256") if k in self.meta}
+                                           "seconds", "source", "file", "sha256") if k in self.meta}
         return {"role": self.role, "split": self.split, "index": self.index, "arch": self.arch,
                 "accuracy": round(self.accuracy, 4), "agreement_with_victim": round(self.agreement, 4), **extra}
 
@@ -100,7 +101,9 @@ def train_or_load(arch: str, path: Path, images, targets, cfg: FitConfig, test: 
         return load_model(arch, path, mean, std, num_classes).to(device), meta
     torch.manual_seed(cfg.seed)
     model = zoo.Normalized(zoo.build(arch, num_classes), mean, std)
+    started = time.perf_counter()
     fit(model, images, targets, cfg, device, checkpoint=path.with_suffix(".ckpt"), teacher=teacher, desc=desc)
+    seconds = time.perf_counter() - started  # since the last resume: a resumed model's earlier epochs are not counted
     acc = accuracy(model, test.images, test.labels, device)
     pred = predict(model, test.images, device)
     agree = float((pred == victim_test).float().mean())
@@ -108,7 +111,7 @@ def train_or_load(arch: str, path: Path, images, targets, cfg: FitConfig, test: 
     on_errors = float((pred[wrong] == victim_test[wrong]).float().mean()) if wrong.any() else 0.0
     meta = {"arch": arch, "accuracy": acc, "agreement_with_victim": agree, "agreement_on_victim_errors": on_errors,
             "epochs": cfg.epochs, "query": cfg.query or "fixed", "recipe": cfg.recipe, "seed": cfg.seed,
-            "train_images": len(images), **(extra_meta or {})}
+            "train_images": len(images), "seconds": round(seconds, 1), **(extra_meta or {})}
     save_model(model.cpu(), path, meta)
     path.with_suffix(".ckpt").unlink(missing_ok=True)
     log(f"{desc}: test accuracy {acc:.1%}, agrees with victim on {agree:.1%} ({on_errors:.1%} of its errors)")
