@@ -13,7 +13,9 @@ SHARED = Path(os.environ.get("GFAUDIT_SHARED", REPO.parent / "shared"))
 
 def context_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """--scale, --victim, --arch, --normalization, --data, --cache and --device, defaulting to the shared ResNet-20."""
-    ap.add_argument("--scale", default="cpu", choices=("tiny", "cpu", "paper"))
+    from gfaudit_trainer.presets import PRESETS  # torch-free: the one table of scales
+
+    ap.add_argument("--scale", default="cpu", choices=tuple(PRESETS))
     ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt")
     ap.add_argument("--arch", default="resnet20")
     ap.add_argument("--normalization", default="imagenet")

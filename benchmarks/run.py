@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import REPO, context_arguments, load_context  # noqa: E402
 from measure import median_of  # noqa: E402
-METHODS = ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool")
+
 ABLATIONS = {"eta=0": {"eta": 0.0}, "alpha=0": {"alpha": 0.0}, "beta=0": {"beta": 0.0}, "gamma=0": {"gamma": 0.0},
              "pool=1": {"_train_models": 1}}
 PAPER = {"ganfinger": {"aruc": 0.847, "gen_s": 49}, "ipguard": {"gen_s": 163}, "metafinger": {"aruc": 0.672, "gen_s": 322}}
@@ -52,12 +52,10 @@ def _bundle(method: str, out: Path, ctx, pools, preset, run_dir, pool_seconds, k
         if n:
             use = pools_mod.Pools([m for m in pools.models if m.split != "train" or m.index < n])
         log(f"generating {method} {overrides or ''}")
-        sel, cal, part = pipeline.select_and_calibrate(ctx, use, p, method)
-        prov = pipeline.base_provenance(ctx, p, use, pool_seconds)
-        prov["timings_s"].update(part.pop("timings_s"))
-        prov.update(part, tool="benchmarks/run.py", overrides={k: v for k, v in (overrides or {}).items()})
-        pipeline.write_bundle(ctx, run_dir, sel, method=method, rule=cal.rule, threshold=cal.threshold, provenance=prov,
-                              key=key, out=out, null_model=cal.null_model)
+        result = pipeline.select_and_calibrate(ctx, use, p, method)
+        prov = pipeline.bundle_provenance(ctx, p, use, pool_seconds, result, tool="benchmarks/run.py",
+                                          overrides=dict(overrides or {}))
+        pipeline.sign(ctx, run_dir, result, prov, key, out)
     return out
 
 
@@ -112,6 +110,8 @@ def main() -> None:
     ap = context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmark.md")
     ap.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
+    from gfaudit_trainer.methods import METHODS  # the registry: every method the trainer makes
+
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--generate-only", action="store_true", help="make the bundles (cached), skip library and evaluation")
     ap.add_argument("--ablations", default=",".join(ABLATIONS), help="comma-separated subset of: " + ", ".join(ABLATIONS))

@@ -59,11 +59,12 @@ def main() -> None:
 
     from gfaudit import evaluate, metrics
     from gfaudit_trainer import pipeline, selection
+    from gfaudit_trainer.methods.ganfinger import gan_candidates
 
     preset, ctx = load_context(args)
     pools, _, _ = pipeline.build_pools(ctx, preset)
     library = evaluate.load_library(args.cache / f"bench-{args.scale}" / "library")
-    seeds, x_prime, _ = pipeline.gan_candidates(ctx, pools, preset)
+    seeds, x_prime, _ = gan_candidates(ctx, pools, preset)
     rows = follow_matrix(ctx, pools, library, seeds.images, x_prime)
 
     y, yp = rows["victim"]

@@ -15,21 +15,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from . import bundle as bundle_io
 from .errors import UsageError
 from .manifest import InputSpec, NullModel
+from .methods import rule_for
 from .onnx_model import OnnxClassifier
 from .provenance import file_sha256, now_utc, versions
-
-DEFAULT_RULE = {"ganfinger": "ard"}  # every other method scores by label matching rate
-
 
 @dataclass(frozen=True)
 class Created:
     path: Path
     kept: int
     dropped: int
-
-
-def rule_for(method: str) -> str:
-    return DEFAULT_RULE.get(method, "label_match")
 
 
 def create(

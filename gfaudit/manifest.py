@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from .errors import IntegrityError, UsageError
+from .methods import METHODS as _METHOD_TABLE
+from .scoring import RULES
 
 FORMAT_VERSION = 1
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://gfaudit.dev/fingerprint-bundle/v1"
 REQUIRED_TENSORS = {"x": "uint8", "x_prime": "uint8", "y": "int64", "y_prime": "int64"}
-SCORING_RULES = ("ard", "label_match")
-METHODS = ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool", "fgsm", "custom")
+SCORING_RULES: tuple[str, ...] = tuple(RULES)  # the table is gfaudit.scoring.RULES
+METHODS: tuple[str, ...] = tuple(_METHOD_TABLE)  # the table is gfaudit.methods.METHODS
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 
 

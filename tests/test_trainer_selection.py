@@ -57,7 +57,7 @@ def test_selection_filters_on_victim_positives_and_negatives():
     loose = select(*args, pos_agree=0.9, device="cpu", neg_follow=1.0)
     assert sorted(loose.index.tolist()) == [0, 1, 2] and loose.index.tolist()[-1] == 0  # pair 0 ranks last
     strict = select(*args, pos_agree=0.9, device="cpu", neg_follow=0.0)
-    assert sorted(strict.index.tolist()) == [1, 2] and strict.stats["eligible"] == 2
+    assert sorted(strict.index.tolist()) == [1, 2] and strict.stats.eligible == 2
     half = select(*args, pos_agree=0.9, device="cpu", neg_follow=0.5)  # one of two negatives may follow
     assert sorted(half.index.tolist()) == [0, 1, 2]
     no_x_check = select(*args, pos_agree=0.9, device="cpu", x_agreement=False, neg_follow=0.0)

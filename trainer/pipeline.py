@@ -8,73 +8,27 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from gfaudit import bundle as bundle_io, create as bundle_create, perturbation
-from gfaudit.errors import GfauditError, UsageError
+from gfaudit.errors import GfauditError
 from gfaudit.keys import load_private
-from gfaudit.normalization import resolve as resolve_norm
-from gfaudit.provenance import file_sha256, versions
+from gfaudit.provenance import versions
 
-from . import calibration, data as data_mod, gan, pools as pools_mod, presets, selection, zoo
+from . import calibration, methods, pools as pools_mod, presets, selection
+from .context import Context, default_cache, load_context, runner_up_of, seed_images
 from .export import export
 from .figure import save_grid
+from .methods.ganfinger import gan_candidates
 from .progress import log
-from .training import accuracy, predict, resolve_device
-from .victim import load as load_victim
+from .training import predict
 
-
-@dataclass
-class Context:
-    """Everything loaded once and shared by train, library build and the benchmarks."""
-
-    victim: torch.nn.Module  # Normalized victim: [0,1] pixels -> logits
-    bare: torch.nn.Module
-    victim_path: Path
-    victim_sha256: str
-    arch: str | None
-    mean: list[float]
-    std: list[float]
-    normalization: str
-    train: data_mod.Split
-    test: data_mod.Split
-    d_v: data_mod.Split
-    d_p: data_mod.Split
-    d_a: data_mod.Split
-    device: torch.device
-    cache: Path
-    seed: int
-    victim_accuracy: float
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.train.classes)
+# Context and its loaders live in trainer/context.py; these names stay importable from here.
+__all__ = ["Calibrated", "Context", "NoFingerprints", "base_provenance", "build_pools", "bundle_provenance",
+           "default_cache", "gan_candidates", "load_context", "pool_key", "run", "runner_up_of", "seed_images",
+           "select_and_calibrate", "sign", "victim_onnx", "write_bundle"]
 
 
 class NoFingerprints(GfauditError):
     """No pair passed selection (exit 4)."""
-
-
-def default_cache() -> Path:
-    import os
-
-    return Path(os.environ.get("GFAUDIT_CACHE") or Path.home() / ".cache" / "gfaudit")
-
-
-def load_context(victim: str | Path, arch: str | None, normalization: str, data: str | None, preset: presets.Preset,
-                 device: str, cache: Path | None, seed: int) -> Context:
-    dev = resolve_device(device)
-    cache = Path(cache) if cache else default_cache()
-    mean, std = resolve_norm(normalization)
-    bare = load_victim(victim, arch)
-    model = zoo.Normalized(bare, mean, std).to(dev).eval()
-    train = data_mod.load_split(data, "train", cache, preset.train_per_class)
-    test = data_mod.load_split(data, "test", cache, preset.test_per_class)
-    d_v, d_p, d_a = data_mod.partition(train, seed)
-    acc = accuracy(model, test.images, test.labels, dev)
-    log(f"victim {Path(victim).name}: test accuracy {acc:.1%} on {len(test)} images; device {dev}")
-    return Context(model, bare, Path(victim), file_sha256(victim), arch, mean, std, normalization, train, test,
-                   d_v, d_p, d_a, dev, cache, seed, acc)
 
 
 def pool_key(ctx: Context, preset: presets.Preset) -> str:
@@ -82,11 +36,6 @@ def pool_key(ctx: Context, preset: presets.Preset) -> str:
     ident = {"victim": ctx.victim_sha256, "arch": ctx.arch, "norm": ctx.normalization, "seed": ctx.seed,
              "n_train": len(ctx.train), "split": "v/p/a 50/25/25", "n_test": len(ctx.test)}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def runner_up_of(ctx: Context, images_u8: torch.Tensor) -> torch.Tensor:
-    """The target t of each image: the victim's second most likely class (the nearest wrong one)."""
-    return predict(ctx.victim, images_u8, ctx.device, probs=True).topk(2, dim=1).indices[:, 1]
 
 
 def build_pools(ctx: Context, preset: presets.Preset, references: list[Path] | None = None
@@ -113,12 +62,6 @@ def build_pools(ctx: Context, preset: presets.Preset, references: list[Path] | N
     if not pools.get("negative", "calib"):
         log("warning: no calibration negatives: the threshold falls back to the validation pools")
     return pools, run_dir, time.perf_counter() - t0
-
-
-def seed_images(ctx: Context, preset: presets.Preset) -> data_mod.Split:
-    """The candidate x: a seeded draw from the test split (no pool model trained on them)."""
-    g = torch.Generator().manual_seed(ctx.seed + 7)
-    return ctx.test.subset(torch.randperm(len(ctx.test), generator=g)[: preset.seeds])
 
 
 def victim_onnx(ctx: Context, run_dir: Path) -> Path:
@@ -157,49 +100,57 @@ def write_bundle(ctx: Context, run_dir: Path, sel: selection.Selection, *, metho
     return created
 
 
-def gan_candidates(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset):
-    """Train the GAN and apply it to the candidate seeds: (seeds, x' as uint8, the trained GAN)."""
-    seeds = seed_images(ctx, preset)
-    # The generator learns a mapping x -> x'; it may train on more of the defender's own data (D_v)
-    # than the candidates it is finally applied to.
-    train_x = ctx.d_v.images[: preset.gan.train_images] if preset.gan.train_images else seeds.images
-    trained = gan.train(ctx.victim, [m.model for m in pools.get("positive", "train")],
-                        [m.model for m in pools.get("negative", "train")], train_x, runner_up_of(ctx, train_x),
-                        preset.gan, ctx.device, ctx.seed, num_classes=ctx.num_classes)
-    return seeds, gan.generate(trained.generator, seeds.images, runner_up_of(ctx, seeds.images), ctx.device), trained
+@dataclass(frozen=True)
+class Calibrated:
+    """One method's fingerprint, ready to sign: the selected pairs, the calibrated threshold, the
+    seconds spent and the provenance the bundle records about them."""
+
+    method: str
+    selection: selection.Selection
+    calibration: calibration.Calibration
+    timings: methods.Timings
+    provenance: dict  # the method's own part, then validation_scores, selection, calibration, fingerprint_diversity
+
+    @property
+    def rule(self) -> str:
+        return self.calibration.rule
 
 
-def ganfinger(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset) -> tuple[selection.Selection, float, dict]:
-    """Train the GAN on the seeds and select K pairs: (selection, seconds, provenance part)."""
-    t1 = time.perf_counter()
-    seeds, x_prime, trained = gan_candidates(ctx, pools, preset)
-    sel = selection.select(ctx.victim, pools, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, ctx.device,
-                           preset.x_agreement, preset.neg_follow, preset.max_cosine, preset.target_cap, ctx.num_classes)
-    part = {"gan_history": trained.history, "gan_direction_checks": trained.direction_checks(),
-            "timings_s": {"fingerprint_generation": round(time.perf_counter() - t1, 1), "gan_training": round(trained.seconds, 1)}}
-    return sel, time.perf_counter() - t1, part
-
-
-def select_and_calibrate(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset, method: str
-                         ) -> tuple[selection.Selection, calibration.Calibration, dict]:
-    """The one path every method takes: make and select candidate pairs, then calibrate the
-    threshold on the calibration negatives (trainer/calibration.py)."""
-    from . import baselines
-
-    if method == "ganfinger":
-        sel, _, part = ganfinger(ctx, pools, preset)
-    else:
-        sel, part = baselines.fingerprint(ctx, pools, preset, method)
-    if sel.stats["selected"] == 0:
-        raise NoFingerprints(f"{method}: no fingerprint pair passed selection; train longer or raise --eps")
-    if sel.stats["selected"] < preset.k:
-        log(f"warning: only {sel.stats['selected']} of K={preset.k} pairs passed selection")
-    cal = calibration.calibrate(ctx.victim, pools, sel, bundle_create.rule_for(method), preset.false_accusation_alpha,
-                                ctx.device)
+def select_and_calibrate(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset,
+                         method: str | methods.Method) -> Calibrated:
+    """The one path every method takes: make and select candidate pairs (``Method.fingerprint``),
+    then calibrate the threshold on the calibration negatives (trainer/calibration.py)."""
+    m = methods.get(method) if isinstance(method, str) else method
+    fp = m.fingerprint(ctx, pools, preset)
+    sel = fp.selection
+    if sel.stats.selected == 0:
+        raise NoFingerprints(f"{m.name}: no fingerprint pair passed selection; train longer or raise --eps")
+    if sel.stats.selected < preset.k:
+        log(f"warning: only {sel.stats.selected} of K={preset.k} pairs passed selection")
+    cal = calibration.calibrate(ctx.victim, pools, sel, m.rule, preset.false_accusation_alpha, ctx.device)
     y_prime = predict(ctx.victim, sel.x_prime, ctx.device).numpy()
-    part.update({"validation_scores": cal.scores, "selection": sel.stats, "calibration": cal.to_json(),
-                 "fingerprint_diversity": perturbation.diversity(sel.x.numpy(), sel.x_prime.numpy(), y_prime)})
-    return sel, cal, part
+    part = {**fp.provenance, "validation_scores": cal.scores_json(), "selection": sel.stats.to_json(),
+            "calibration": cal.to_json(),
+            "fingerprint_diversity": perturbation.diversity(sel.x.numpy(), sel.x_prime.numpy(), y_prime)}
+    return Calibrated(m.name, sel, cal, fp.timings, part)
+
+
+def bundle_provenance(ctx: Context, preset: presets.Preset, pools: pools_mod.Pools, pool_seconds: float,
+                      result: Calibrated, **extra) -> dict:
+    """The provenance a bundle signs: the shared part (``base_provenance``), the method's timings and
+    record, then ``extra`` (e.g. ``tool``)."""
+    provenance = base_provenance(ctx, preset, pools, pool_seconds)
+    provenance["timings_s"].update(result.timings.to_json())
+    provenance.update(result.provenance)
+    provenance.update(extra)
+    return provenance
+
+
+def sign(ctx: Context, run_dir: Path, result: Calibrated, provenance: dict, key, out: Path) -> bundle_create.Created:
+    """Write the signed bundle of ``result`` with its calibrated threshold and null model."""
+    return write_bundle(ctx, run_dir, result.selection, method=result.method, rule=result.rule,
+                        threshold=result.calibration.threshold, provenance=provenance, key=key, out=out,
+                        null_model=result.calibration.null_model)
 
 
 def run(*, victim: str, arch: str | None, normalization: str, data: str | None, preset_name: str, device: str,
@@ -207,26 +158,19 @@ def run(*, victim: str, arch: str | None, normalization: str, data: str | None, 
         method: str = "ganfinger", references: list[str] | None = None) -> dict:
     """Build the fingerprints and write the signed bundle; returns a summary of what was signed.
     ``method`` other than ganfinger makes a baseline's bundle from the same pools and seeds."""
-    from . import baselines
-
-    if method != "ganfinger" and method not in baselines.BASELINES:
-        raise UsageError(f"unknown method {method!r}; choose ganfinger or {', '.join(baselines.BASELINES)}")
+    m = methods.get(method)  # UsageError naming the choices, before anything else
     signing_key = load_private(key)  # fail before hours of training, not after
     preset = presets.get(preset_name, **(overrides or {}))
     started = time.perf_counter()
     ctx = load_context(victim, arch, normalization, data, preset, device, Path(cache) if cache else None, seed)
     pools, run_dir, pool_seconds = build_pools(ctx, preset, [Path(r) for r in references or []])
-    sel, cal, part = select_and_calibrate(ctx, pools, preset, method)
-    threshold = cal.threshold
-    provenance = base_provenance(ctx, preset, pools, pool_seconds)
-    provenance["tool"] = "gfaudit train"
+    result = select_and_calibrate(ctx, pools, preset, m)
+    threshold = result.calibration.threshold
+    provenance = bundle_provenance(ctx, preset, pools, pool_seconds, result, tool="gfaudit train")
     provenance["data"]["source"] = str(data) if data else "torchvision CIFAR10 download"
-    timings = {**provenance["timings_s"], **part.pop("timings_s")}
-    provenance.update(part)
-    provenance["timings_s"] = {**timings, "total": round(time.perf_counter() - started, 1)}
+    provenance["timings_s"]["total"] = round(time.perf_counter() - started, 1)
     out_path = Path(out)
-    created = write_bundle(ctx, run_dir, sel, method=method, rule=cal.rule, threshold=threshold, provenance=provenance,
-                           key=signing_key, out=out_path, null_model=cal.null_model)
+    created = sign(ctx, run_dir, result, provenance, signing_key, out_path)
     log(f"wrote {created.path} ({created.kept} pairs, threshold {threshold}) and {out_path.with_suffix('.png')}")
     return {"bundle": str(created.path), "figure": str(out_path.with_suffix(".png")), "victim_onnx": str(run_dir / "victim.onnx"),
             "threshold": threshold, "kept": created.kept, **provenance["timings_s"]}

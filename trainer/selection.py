@@ -24,12 +24,69 @@ from .pools import Pools
 from .training import predict
 
 
-@dataclass
+__all__ = ["ModelScore", "PoolVotes", "Selection", "SelectionStats", "VoteStats", "calibrate", "choose",
+           "false_accusation_floor", "model_scores", "select", "select_ranked", "spread", "vote"]
+
+
+@dataclass(frozen=True)
+class SelectionStats:
+    """What a ranked selection (the baselines') reports; signed into the provenance as ``selection``."""
+
+    candidates: int
+    eligible: int
+    selected: int
+
+    def follow_rate_before_selection(self) -> float | None:
+        """The validation negatives' follow rate before selection (the calibration fallback's floor);
+        None where the selection never asked the pools."""
+        return None
+
+    def to_json(self) -> dict:
+        return {"candidates": self.candidates, "eligible": self.eligible, "selected": self.selected}
+
+
+@dataclass(frozen=True)
+class VoteStats(SelectionStats):
+    """What the pool-vote selection (``choose``) reports, with the keys the signed provenance has always had."""
+
+    victim_correct_and_flipped: int
+    negative_val_follow_before_selection: float | None
+    max_cosine: float
+    per_target_cap: int | None
+    mean_conferrability: float | None
+
+    def follow_rate_before_selection(self) -> float | None:
+        return self.negative_val_follow_before_selection
+
+    def to_json(self) -> dict:
+        return {"candidates": self.candidates, "victim_correct_and_flipped": self.victim_correct_and_flipped,
+                "negative_val_follow_before_selection": self.negative_val_follow_before_selection,
+                "eligible": self.eligible, "selected": self.selected, "max_cosine": self.max_cosine,
+                "per_target_cap": self.per_target_cap, "mean_conferrability": self.mean_conferrability}
+
+
+@dataclass(frozen=True)
 class Selection:
     index: torch.Tensor  # indices into the candidates, best first
     x: torch.Tensor
     x_prime: torch.Tensor
-    stats: dict
+    stats: SelectionStats
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """One model's score on the selected pairs (``model_scores``): its pool entry plus the rates."""
+
+    model: dict  # the pool model's own record (PoolModel.to_json)
+    score: float
+    ard: float
+    p_ori: float
+    p_conf: float
+    hits: int  # pairs it hit, as the null model counts them (gfaudit.calibration)
+
+    def to_json(self) -> dict:
+        return {**self.model, "score": self.score, "ard": self.ard, "p_ori": self.p_ori, "p_conf": self.p_conf,
+                "hits": self.hits}
 
 
 def _agree(models, images, labels, device) -> torch.Tensor:
@@ -114,16 +171,16 @@ def choose(votes: PoolVotes, x: torch.Tensor, x_prime: torch.Tensor, true_labels
     classes = num_classes or int(max(int(v.y.max()), int(v.y_prime.max())) + 1)
     per_target = math.ceil(target_cap * k / classes) if target_cap > 0 else None
     chosen = spread(order, x, x_prime, v.y_prime, k, max_cosine, per_target)
-    stats = {
-        "candidates": len(x),
-        "victim_correct_and_flipped": int(candidates.sum()),
-        "negative_val_follow_before_selection": None if base_rate is None else round(base_rate, 4),
-        "eligible": int(ok.sum()),
-        "selected": len(chosen),
-        "max_cosine": max_cosine,
-        "per_target_cap": per_target,
-        "mean_conferrability": round(float(score[chosen].mean()), 4) if len(chosen) else None,
-    }
+    stats = VoteStats(
+        candidates=len(x),
+        victim_correct_and_flipped=int(candidates.sum()),
+        negative_val_follow_before_selection=None if base_rate is None else round(base_rate, 4),
+        eligible=int(ok.sum()),
+        selected=len(chosen),
+        max_cosine=max_cosine,
+        per_target_cap=per_target,
+        mean_conferrability=round(float(score[chosen].mean()), 4) if len(chosen) else None,
+    )
     return Selection(chosen, x[chosen], x_prime[chosen], stats)
 
 
@@ -142,11 +199,11 @@ def select_ranked(victim, x: torch.Tensor, x_prime: torch.Tensor, true_labels: t
     ok = (y == true_labels) & (predict(victim, x_prime, device) != y)
     score = torch.where(ok, rank.float(), torch.full_like(rank.float(), float("-inf")))
     chosen = torch.argsort(score, descending=True, stable=True)[: min(k, int(ok.sum()))]
-    stats = {"candidates": len(x), "eligible": int(ok.sum()), "selected": len(chosen)}
+    stats = SelectionStats(candidates=len(x), eligible=int(ok.sum()), selected=len(chosen))
     return Selection(chosen, x[chosen], x_prime[chosen], stats)
 
 
-def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> list[dict]:
+def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> list[ModelScore]:
     """Score, P_ori and P_conf of each model on the selected pairs (gfaudit.scoring: ARD, eqs. 7-9)."""
     y = predict(victim, sel.x, device).numpy()
     y_prime = predict(victim, sel.x_prime, device).numpy()
@@ -154,8 +211,8 @@ def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> l
     for m in models:
         s = scoring.score(rule, y, y_prime, predict(m.model, sel.x, device).numpy(), predict(m.model, sel.x_prime, device).numpy())
         hit_rate = s.p_conf if rule == "ard" else s.match_rate  # what a pirate does on one pair (gfaudit.calibration)
-        rows.append({**m.to_json(), "score": round(s.score, 4), "ard": round(s.p_conf - s.p_ori, 4),
-                     "p_ori": round(s.p_ori, 4), "p_conf": round(s.p_conf, 4), "hits": int(round(hit_rate * len(y)))})
+        rows.append(ModelScore(m.to_json(), score=round(s.score, 4), ard=round(s.p_conf - s.p_ori, 4),
+                               p_ori=round(s.p_ori, 4), p_conf=round(s.p_conf, 4), hits=int(round(hit_rate * len(y)))))
     return rows
 
 

@@ -1,0 +1,49 @@
+"""GanFinger: a conditional GAN maps each seed x to x', then the pools vote on which pairs to keep.
+
+The generator trains against the victim and the pools' training models (trainer/gan.py, losses in
+trainer/losses.py); selection keeps the pairs the positive validation models follow and the
+negatives do not (trainer/selection.py). Scored by ARD (``gfaudit.scoring.ard``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .. import gan, selection
+from ..context import Context, runner_up_of, seed_images
+from ..data import Split
+from ..pools import Pools
+from ..presets import Preset
+from .base import Candidates, Method
+
+__all__ = ["GanFinger", "gan_candidates"]
+
+
+def gan_candidates(ctx: Context, pools: Pools, preset: Preset) -> tuple[Split, torch.Tensor, gan.GanResult]:
+    """Train the GAN and apply it to the candidate seeds: (seeds, x' as uint8, the trained GAN)."""
+    seeds = seed_images(ctx, preset)
+    # The generator learns a mapping x -> x'; it may train on more of the defender's own data (D_v)
+    # than the candidates it is finally applied to.
+    train_x = ctx.d_v.images[: preset.gan.train_images] if preset.gan.train_images else seeds.images
+    trained = gan.train(ctx.victim, [m.model for m in pools.get("positive", "train")],
+                        [m.model for m in pools.get("negative", "train")], train_x, runner_up_of(ctx, train_x),
+                        preset.gan, ctx.device, ctx.seed, num_classes=ctx.num_classes)
+    return seeds, gan.generate(trained.generator, seeds.images, runner_up_of(ctx, seeds.images), ctx.device), trained
+
+
+class GanFinger(Method):
+    name = "ganfinger"
+
+    def candidates(self, ctx: Context, pools: Pools, preset: Preset) -> Candidates:
+        start = time.perf_counter()
+        seeds, x_prime, trained = gan_candidates(ctx, pools, preset)
+        return Candidates(seeds.images, x_prime, seeds.labels, time.perf_counter() - start,
+                          gan_seconds=trained.seconds,
+                          provenance={"gan_history": trained.history, "gan_direction_checks": trained.direction_checks()})
+
+    def select(self, ctx: Context, pools: Pools, preset: Preset, cand: Candidates) -> selection.Selection:
+        return selection.select(ctx.victim, pools, cand.x, cand.x_prime, cand.labels, preset.k, preset.pos_agree,
+                                ctx.device, preset.x_agreement, preset.neg_follow, preset.max_cosine,
+                                preset.target_cap, ctx.num_classes)
