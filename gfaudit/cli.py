@@ -6,7 +6,6 @@ Exit codes (SPEC): 0 not derived / expectation met, 1 derived (finding), 2 usage
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -19,32 +18,16 @@ import math
 import typer
 
 from . import __version__, interrupt, outputs
+# The shared CLI layer (app, error mapping, the option enums generated from the tables) lives in
+# cli_common, which cli_train imports too: the two command modules no longer import each other.
+# Names this module does not use are re-exported: gfaudit.cli.app, .info, ... stay importable.
+from .cli_common import (_STATE, QUIET_HELP, Device, Normalization, Rule, _set_quiet, app, bundle_app,  # noqa: F401
+                         cli_errors, err, info, library_app)
 from .errors import GfauditError, IntegrityError, UsageError
 
 DEFAULT_TIMEOUT = 120.0  # seconds per suspect (gfaudit.isolation.DEFAULT_TIMEOUT)
 TIMEOUT_HELP = ("Seconds each suspect may take to load and run; past it the suspect's worker is killed and "
                 "the suspect gets an error row (exit 4). Default 120.")
-
-app = typer.Typer(
-    name="gfaudit",
-    help="Prove that a deployed classifier derives from yours, with signed GanFinger fingerprints.",
-    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-bundle_app = typer.Typer(help="Create signed fingerprint bundles.", no_args_is_help=True, rich_markup_mode=None)
-library_app = typer.Typer(help="Build suspect libraries for evaluation (needs gfaudit[train]).",
-                          no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(bundle_app, name="bundle")
-app.add_typer(library_app, name="library")
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
 
 class Format(str, Enum):
     """Report formats of ``check`` (gfaudit.formats.COMMANDS["check"])."""
@@ -69,66 +52,6 @@ ENV_BUNDLE, ENV_FORMAT, ENV_DEVICE = "GFAUDIT_BUNDLE", "GFAUDIT_FORMAT", "GFAUDI
 class Expect(str, Enum):
     derived = "derived"
     not_derived = "not-derived"
-
-
-class Normalization(str, Enum):
-    imagenet = "imagenet"
-    cifar10 = "cifar10"
-    none = "none"
-
-
-_STATE = {"quiet": False}
-
-
-def err(message: str) -> None:
-    typer.echo(f"gfaudit: {message}", err=True)
-
-
-def info(message: str) -> None:
-    """Progress, "wrote FILE" and warnings: silenced by --quiet (errors always print, through err)."""
-    if not _STATE["quiet"]:
-        err(message)
-
-
-def _set_quiet(value: bool) -> bool:
-    if value:
-        _STATE["quiet"] = True
-    return value
-
-
-QUIET_HELP = "Print nothing on stderr unless the run fails."
-
-
-def cli_errors(fn):
-    """Turn library errors into one stderr line and the documented exit code; never a traceback.
-    Ctrl-C inside the command unwinds (temporary files removed, workers killed), then exits 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            with interrupt.command_scope():
-                return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except GfauditError as exc:
-            err(f"error: {exc}")
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err("interrupted")
-            raise typer.Exit(interrupt.EXIT_INTERRUPTED) from None
-        except RecursionError:
-            err("error: input nested too deeply")
-            raise typer.Exit(4) from None
-        except MemoryError:
-            err("error: out of memory")
-            raise typer.Exit(4) from None
-        except Exception as exc:  # the last guard: a one-line report, exit 4
-            if os.environ.get("GFAUDIT_DEBUG"):
-                raise
-            err(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            raise typer.Exit(4) from None
-
-    return wrapper
 
 
 def _version(value: bool):
@@ -251,7 +174,7 @@ def bundle_create(
     std: Optional[str] = typer.Option(None, help="Explicit per-channel std, comma-separated."),
     threshold: float = typer.Option(0.5, help="Decision threshold on the score (derived if score >= threshold)."),
     method: str = typer.Option("ganfinger", help="Method that made the pairs (ganfinger, ipguard, conferae, ...)."),
-    rule: Optional[str] = typer.Option(None, help="Scoring rule: ard or label_match (default: ard for ganfinger)."),
+    rule: Optional[Rule] = typer.Option(None, help="Scoring rule (default: the method's, gfaudit.methods: ard for ganfinger)."),
     class_names: Optional[str] = typer.Option(None, help="Comma-separated class names."),
     device: Device = typer.Option(Device.auto, help="Where the victim runs."),
 ):
@@ -268,7 +191,7 @@ def bundle_create(
     arrays = [_load_npy(p) for p in (x, x_prime)]
     names = [n.strip() for n in class_names.split(",")] if class_names else None
     created = create(out, x=arrays[0], x_prime=arrays[1], victim_onnx=victim, mean=m, std=s,
-                     key=load_private(key), method=method, rule=rule, threshold=threshold,
+                     key=load_private(key), method=method, rule=rule.value if rule else None, threshold=threshold,
                      class_names=names, device=device.value)
     if created.dropped:
         info(f"warning: dropped {created.dropped} pair(s) whose x' the victim labels like x")

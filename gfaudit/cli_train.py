@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from . import outputs
-from .cli import _STATE, Device, Normalization, app, cli_errors, info, library_app
+from .cli_common import _STATE, Device, Normalization, TrainMethod, app, cli_errors, info, library_app
 from .errors import GfauditError, UsageError
 
 
@@ -57,7 +57,7 @@ def train(
         None, "--false-accusation", min=1e-9, max=0.5,
         help="False-accusation rate aimed at: the threshold is the score an independent model reaches with at most "
              "this probability under the calibration negatives' hit-rate bound (default 0.001)."),
-    method: str = typer.Option("ganfinger", help="ganfinger, or a baseline from the same pools: ipguard, conferae, metafinger, deepfool."),
+    method: TrainMethod = typer.Option(TrainMethod.ganfinger, help="ganfinger, or a baseline from the same pools (gfaudit_trainer.methods)."),
     reference: Optional[List[Path]] = typer.Option(
         None, "--reference",
         help="Independently trained model of the same task (ONNX, exported like the victim), or a folder of them; "
@@ -76,7 +76,7 @@ def train(
     summary = pipeline.run(victim=str(victim), arch=arch, normalization=normalization.value,
                            data=str(data) if data else None, preset_name=preset, device=device.value, key=str(key),
                            out=str(out), cache=str(cache) if cache else None, seed=seed, overrides=overrides,
-                           method=method, references=[str(r) for r in reference or []])
+                           method=method.value, references=[str(r) for r in reference or []])
     typer.echo(json.dumps(summary, indent=2))
 
 

@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 
 import onnx_factory as f
-from gfaudit.cli import app
+from conftest import REPO, needs_torch
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +114,73 @@ def test_one_normalization_default_everywhere():
 
     defaults = [_option(fn, "normalization")[1] for fn in (cli.bundle_create, cli_train.train, cli_train.library_build)]
     assert {d.value for d in defaults} == {"imagenet"}, defaults
+
+
+def test_cli_choices_are_the_tables():
+    """One table per concept: the CLI's choices are generated from it, in its order."""
+    from gfaudit import cli_common, manifest, methods, scoring
+    from gfaudit.normalization import NORMALIZATIONS
+    from gfaudit.onnx_model import DEVICES
+
+    assert [m.value for m in cli_common.Device] == list(DEVICES)
+    assert [m.value for m in cli_common.Normalization] == list(NORMALIZATIONS)
+    assert [m.value for m in cli_common.Rule] == list(scoring.RULES) == list(manifest.SCORING_RULES)
+    assert [m.value for m in cli_common.TrainMethod] == list(methods.TRAINER_METHODS)
+    assert list(manifest.METHODS) == list(methods.METHODS)
+    assert all(spec.rule in scoring.RULES for spec in methods.METHODS.values())
+
+
+@needs_torch()
+def test_scales_are_the_presets():
+    """The trainer's presets, the library's scales and the benchmark's --scale name the same scales."""
+    import argparse
+    import sys
+
+    from gfaudit_trainer import library, presets
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from common import context_arguments
+
+    scale = next(a for a in context_arguments(argparse.ArgumentParser())._actions if a.dest == "scale")
+    assert list(library.SCALES) == list(presets.PRESETS) == list(scale.choices)
+
+
+def _imports(package: str, folder: Path) -> dict[str, set[str]]:
+    """Module -> modules of the same package it imports (anywhere in the file, lazy imports included)."""
+    import ast
+
+    mods = {}
+    for f in folder.rglob("*.py"):
+        parts = [package, *f.relative_to(folder).with_suffix("").parts]
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, f in mods.items():
+        base = m.split(".") if f.name == "__init__.py" else m.split(".")[:-1]
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = (".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+                          if node.level else node.module or "")
+                names = [target] + [f"{target}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            edges[m] |= {n for n in names if n in mods and n != m}
+    return edges
+
+
+def test_no_import_cycles():
+    """Imports run one way, lazy ones inside functions included (gfaudit/ and trainer/)."""
+    edges = {**_imports("gfaudit", REPO / "gfaudit"), **_imports("gfaudit_trainer", REPO / "trainer")}
+    cycles = []
+    for start in edges:  # depth-first search for a path back to ``start``
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges[node]:
+                if nxt == start:
+                    cycles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert not cycles, cycles
