@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from gfaudit.normalization import resolve as resolve_norm
     from gfaudit_trainer import data as data_mod, zoo
     from gfaudit_trainer.training import FitConfig, accuracy, fit, predict, resolve_device
     from gfaudit_trainer.victim import load as load_victim
-    from gfaudit.normalization import resolve as resolve_norm
 
     device = resolve_device(args.device)
     args.cache.mkdir(parents=True, exist_ok=True)

@@ -117,8 +117,8 @@ def main() -> None:
     ap.add_argument("--ablations", default=",".join(ABLATIONS), help="comma-separated subset of: " + ", ".join(ABLATIONS))
     args = ap.parse_args()
 
-    from gfaudit_trainer import library as library_mod, pipeline
     from gfaudit import evaluate as evaluate_mod
+    from gfaudit_trainer import library as library_mod, pipeline
 
     started = time.perf_counter()
     preset, ctx = load_context(args)

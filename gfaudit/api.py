@@ -8,8 +8,9 @@ use; nothing here prints or exits. Nothing here imports torch. See docs/api.md f
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal, Union
+from typing import Literal, Union
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -25,10 +26,10 @@ __all__ = [
     "load_bundle", "verify_authenticity", "check_models", "evaluate_library", "render",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = Union[str, "os.PathLike[str]"]  # noqa: UP007 (a run-time alias: `str | "..."` cannot be evaluated)
 #: A public key: a path to a PEM file, the PEM text or bytes, a loaded key, or None for
 #: ``GFAUDIT_PUBKEY`` and then ``~/.config/gfaudit/config.toml`` (never the bundle).
-PublicKey = Union[PathLike, bytes, Ed25519PublicKey, None]
+PublicKey = PathLike | bytes | Ed25519PublicKey | None
 Device = Literal["auto", "cpu", "cuda"]
 Expect = Literal["derived", "not-derived"]
 
@@ -85,7 +86,7 @@ def evaluate_library(bundle: Bundle, library: PathLike, device: Device = "auto")
     """Score every model of a suspect library (a folder with ``library.json``, or the file) and return
     the evaluation document: per-model scores, per-family summary, ARUC, ROC-AUC, TPR at 0 % and 1 %
     FPR, the curves, and how many models the signed threshold flags (the JSON of ``gfaudit evaluate``)."""
-    return _evaluate.evaluate(bundle, _evaluate.load_library(library), device)
+    return _evaluate.evaluate(bundle, _evaluate.load_library(Path(library)), device)
 
 
 def render(result: CheckResult | dict, fmt: str = "json", pubkey_source: str | None = None) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .bundle import Bundle
-from .errors import AuthenticityError
 from .check import open_model
+from .errors import AuthenticityError
 from .perturbation import matches, statistics
 from .provenance import file_sha256
 

@@ -80,7 +80,7 @@ def _validate_arrays(x, x_prime, y, y_prime, num_classes: int) -> None:
 def build_manifest(pairs: dict[str, np.ndarray], *, method: str, rule: str, threshold: float | str,
                    input_spec: mf.InputSpec, provenance: dict, null_model: mf.NullModel | None = None) -> dict:
     """The manifest for ``pairs`` (x, x_prime, y, y_prime): what gets signed."""
-    scoring = {"rule": rule, "threshold": mf.decimal_string(threshold), "verdict": "derived if score >= threshold"}
+    scoring: dict[str, object] = {"rule": rule, "threshold": mf.decimal_string(threshold), "verdict": "derived if score >= threshold"}
     if null_model is not None:
         scoring["null_model"] = null_model.to_json()
     return {
@@ -141,7 +141,7 @@ def parse_payload(payload: bytes) -> object:
     return strict_json.loads(payload, "signed payload", IntegrityError)
 
 
-def verify_statement(path: str | os.PathLike, key: Ed25519PublicKey) -> tuple[str, dict, bytes]:
+def verify_statement(path: str | os.PathLike, key: Ed25519PublicKey) -> tuple[str, object, bytes]:
     """Check the signature over ``path.sig`` and the file's digest; return (sha256, predicate, data)."""
     path = Path(path)
     envelope = read_envelope(path)

@@ -216,7 +216,7 @@ def sign(
     writes = [outputs.file(bundle, "bundle"), outputs.file(bundle_io.sig_path(bundle), "signature file")]
     if unverified:
         outputs.guard(writes, [key, pubkey])
-        predicate = _peek_predicate(bundle)
+        predicate: object = _peek_predicate(bundle)
         data = bundle_io.read_data(bundle)
     else:
         k, source = resolve_public(pubkey)
@@ -252,6 +252,8 @@ def _peek_predicate(bundle: Path) -> dict:
 
     env = strict_json.loads(read_envelope(bundle), f"{sig_path(bundle)}", IntegrityError)
     try:
+        if not isinstance(env, dict):
+            raise TypeError
         payload = base64.b64decode(env["payload"], validate=True)
     except (KeyError, TypeError, ValueError, binascii.Error):
         raise IntegrityError(f"{sig_path(bundle)}: not a readable DSSE envelope") from None

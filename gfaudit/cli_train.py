@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -23,7 +23,8 @@ def trainer(module: str):
     import importlib
 
     try:
-        importlib.import_module("gfaudit_trainer.progress").QUIET = _STATE["quiet"]
+        progress: Any = importlib.import_module("gfaudit_trainer.progress")
+        progress.QUIET = _STATE["quiet"]
         return importlib.import_module(f"gfaudit_trainer.{module}")
     except ImportError as exc:
         if "torch" in str(exc) or "gfaudit_trainer" in str(exc) or "torchvision" in str(exc):

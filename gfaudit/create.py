@@ -19,6 +19,7 @@ from .methods import rule_for
 from .onnx_model import OnnxClassifier
 from .provenance import file_sha256, now_utc, versions
 
+
 @dataclass(frozen=True)
 class Created:
     path: Path

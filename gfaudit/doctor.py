@@ -13,7 +13,6 @@ def _installed(name: str) -> str | None:
 
 
 def _tiny_model() -> bytes:
-    import onnx
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])

@@ -184,8 +184,9 @@ def statement(subject_name: str, subject_sha256: str, manifest: dict) -> dict:
     }
 
 
-def parse_statement(raw: object) -> tuple[str, dict]:
-    """Return (subject sha256, predicate) of a verified in-toto Statement."""
+def parse_statement(raw: object) -> tuple[str, object]:
+    """Return (subject sha256, predicate) of a verified in-toto Statement; the predicate is unchecked
+    (``parse`` validates it as a manifest)."""
     if not isinstance(raw, dict) or raw.get("_type") != STATEMENT_TYPE:
         raise IntegrityError("signed payload is not an in-toto Statement v1")
     if raw.get("predicateType") != PREDICATE_TYPE:

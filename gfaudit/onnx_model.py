@@ -138,8 +138,8 @@ class OnnxClassifier:
             raise SuspectError(f"{self.path}: input {inp.name!r} has rank {len(shape)}; expected a 4-D image batch")
         dims = [_dim(d) for d in shape]
         fits = {
-            "NCHW": all(d is None or d == want for d, want in zip(dims[1:], (c, h, w))),
-            "NHWC": all(d is None or d == want for d, want in zip(dims[1:], (h, w, c))),
+            "NCHW": all(d is None or d == want for d, want in zip(dims[1:], (c, h, w), strict=True)),
+            "NHWC": all(d is None or d == want for d, want in zip(dims[1:], (h, w, c), strict=True)),
         }
         # A declared channel axis decides; with both axes symbolic, NCHW (the torch export default).
         layout = "NHWC" if dims[3] == c and dims[1] != c else "NCHW"

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
 
 from .errors import UsageError
 
@@ -144,7 +144,7 @@ def _same(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def guard(outputs: Iterable[Output], inputs: Iterable[Optional[PathLike]] = ()) -> None:
+def guard(outputs: Iterable[Output | None], inputs: Iterable[PathLike | None] = ()) -> None:
     """Refuse (UsageError, exit 2) any output that would destroy an input or is not a plain file; see module doc."""
     outs = [o for o in outputs if o is not None]
     ins = [Path(i) for i in inputs if i is not None and str(i) != ""]
@@ -158,7 +158,7 @@ def guard(outputs: Iterable[Output], inputs: Iterable[Optional[PathLike]] = ()) 
         (_check_folder if out.folder else _check_file)(out)
 
 
-def file(path: Optional[PathLike], what: str = "output", **kw) -> Optional[Output]:
+def file(path: PathLike | None, what: str = "output", **kw) -> Output | None:
     return None if path is None else Output(Path(path), what, **kw)
 
 

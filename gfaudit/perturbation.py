@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def statistics(x: np.ndarray, x_prime: np.ndarray) -> dict[str, float]:
+def statistics(x: np.ndarray, x_prime: np.ndarray) -> dict[str, float | None]:
     """L-inf, L2 (per image) and PSNR of x' - x; the same function writes and re-checks the manifest."""
     d = (x_prime.astype(np.float64) - x.astype(np.float64)) / 255.0
     flat = d.reshape(d.shape[0], -1)

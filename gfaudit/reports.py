@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import formats
 from .atomic import write_text_atomic
@@ -26,7 +26,7 @@ class Outputs:
     targets: list[Target] = field(default_factory=list)
 
     @classmethod
-    def plan(cls, command: str, fmt: str, out: Path | None, **files: Path | None) -> "Outputs":
+    def plan(cls, command: str, fmt: str, out: Path | None, **files: Path | None) -> Outputs:
         """``files`` maps a format name to the file its ``--<format>-file-output`` option named."""
         targets = [Target(fmt, out)]
         for name, path in files.items():

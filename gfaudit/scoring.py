@@ -10,8 +10,8 @@ A suspect is judged derived when its score >= the signed threshold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

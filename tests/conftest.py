@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-import onnx_factory  # noqa: E402
-
 from gfaudit import keys  # noqa: E402
 from gfaudit.cli import app  # noqa: E402
 from gfaudit.create import create  # noqa: E402
+
+import onnx_factory  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GFAUDIT_SHARED", REPO.parent / "shared"))

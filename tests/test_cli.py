@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import onnx_factory as f
 from gfaudit import keys
 from gfaudit.bundle import load
+
+import onnx_factory as f
 
 
 def test_version(cli):

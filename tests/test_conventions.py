@@ -150,13 +150,13 @@ def _imports(package: str, folder: Path) -> dict[str, set[str]]:
     import ast
 
     mods = {}
-    for f in folder.rglob("*.py"):
-        parts = [package, *f.relative_to(folder).with_suffix("").parts]
-        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    for path in folder.rglob("*.py"):
+        parts = [package, *path.relative_to(folder).with_suffix("").parts]
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     edges: dict[str, set[str]] = {m: set() for m in mods}
-    for m, f in mods.items():
-        base = m.split(".") if f.name == "__init__.py" else m.split(".")[:-1]
-        for node in ast.walk(ast.parse(f.read_text())):
+    for m, path in mods.items():
+        base = m.split(".") if path.name == "__init__.py" else m.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 target = (".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
                           if node.level else node.module or "")

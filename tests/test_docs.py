@@ -12,7 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -85,7 +85,7 @@ def gfaudit_args(cmd: list[str]) -> list[str] | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def help_text(*path: str) -> str:
     r = CliRunner().invoke(app, [*path, "--help"])
     assert r.exit_code == 0, f"gfaudit {' '.join(path)} --help: {r.output}"

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-import onnx_factory as f
 from gfaudit import metrics
+
+import onnx_factory as f
 
 
 @pytest.fixture()

@@ -7,9 +7,10 @@ import hashlib
 import json
 from pathlib import Path
 
-import onnx_factory as f
 from gfaudit import keys
 from gfaudit.bundle import load
+
+import onnx_factory as f
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 BUNDLE = GOLDEN / "golden-v1.safetensors"

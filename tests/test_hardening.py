@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gfaudit import dsse, keys
+
 import hostile_models as hm
 import onnx_factory as f
-from gfaudit import dsse, keys
 
 REPO = Path(__file__).resolve().parents[1]
 GFAUDIT = [sys.executable, "-c", "import sys; from gfaudit.entry import main; sys.argv[0] = 'gfaudit'; main()"]

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-import onnx_factory as f
 from gfaudit import keys, scoring
 from gfaudit.bundle import load
+
+import onnx_factory as f
 
 SCORED = {
     "nchw_float32_dynamic": {},

@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from test_torch_free import BLOCK_TORCH
 
 from conftest import SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
-from test_torch_free import BLOCK_TORCH
 
 pytestmark = [needs_torch(), needs_shared()]
 

@@ -22,7 +22,6 @@ def setup(tmp_path_factory):
     from gfaudit_trainer import data, presets, zoo
     from gfaudit_trainer.context import Context
     from gfaudit_trainer.pools import PoolModel, Pools
-
     from gfaudit_trainer.training import predict
 
     torch.manual_seed(0)

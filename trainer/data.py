@@ -32,7 +32,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, idx) -> "Split":
+    def subset(self, idx) -> Split:
         idx = torch.as_tensor(idx, dtype=torch.long)
         return Split(self.images[idx], self.labels[idx], self.classes)
 

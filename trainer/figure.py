@@ -9,8 +9,8 @@ left others invisible."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -30,8 +30,8 @@ def _hwc(img: np.ndarray) -> np.ndarray:
     return img.transpose(1, 2, 0) if img.ndim == 3 and img.shape[0] in (1, 3) else img
 
 
-def save_grid(x_u8, xp_u8, out: str | Path, n: int = 10, y: Sequence[int] | None = None,
-              y_prime: Sequence[int] | None = None, class_names: Sequence[str] | None = None) -> Path:
+def save_grid(x_u8, xp_u8, out: str | Path, n: int = 10, y: Sequence[int] | np.ndarray | None = None,
+              y_prime: Sequence[int] | np.ndarray | None = None, class_names: Sequence[str] | None = None) -> Path:
     """Draw the first ``n`` pairs (uint8 [K, C, H, W], numpy or torch) to a PNG, written atomically."""
     from gfaudit.evaluate import require_matplotlib
 
@@ -56,7 +56,9 @@ def save_grid(x_u8, xp_u8, out: str | Path, n: int = 10, y: Sequence[int] | None
             if j == 0:
                 ax.set_ylabel(rows[i], fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
         if y is not None and y_prime is not None:
-            name = (lambda k: class_names[k] if class_names and 0 <= k < len(class_names) else str(k))
+            def name(k: int) -> str:
+                return class_names[k] if class_names and 0 <= k < len(class_names) else str(k)
+
             axes[0, j].set_title(f"{name(int(y[j]))}\n→ {name(int(y_prime[j]))}", fontsize=7)
         axes[2, j].set_xlabel(f"×{gain:.0f}", fontsize=7)
     fig.suptitle("Fingerprint pairs: victim's label of x → its label of x'  "

@@ -6,7 +6,6 @@ import sys
 import time
 from contextlib import contextmanager
 
-
 QUIET = False  # set by the CLI's --quiet: no log lines or bars (errors are the CLI's to print)
 
 

@@ -23,7 +23,6 @@ from gfaudit import scoring
 from .pools import Pools
 from .training import predict
 
-
 __all__ = ["ModelScore", "PoolVotes", "Selection", "SelectionStats", "VoteStats", "calibrate", "choose",
            "false_accusation_floor", "model_scores", "select", "select_ranked", "spread", "vote"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -38,7 +38,7 @@ class FitConfig:
     bias_scaler: float | None = None  # None: the recipe's (how much faster BatchNorm shifts learn)
 
     @classmethod
-    def fast(cls, epochs: int, arch: str = "airbench", seed: int = 0, query: str = "", **kwargs) -> "FitConfig":
+    def fast(cls, epochs: int, arch: str = "airbench", seed: int = 0, query: str = "", **kwargs) -> FitConfig:
         """The fast recipe with the learning rate, batch size and BatchNorm-shift scale of ``arch``'s family."""
         defaults = {**recipes.fast_defaults(arch), "weight_decay": None}
         return cls(epochs=epochs, seed=seed, query=query, recipe="fast", **{**defaults, **kwargs})
@@ -207,6 +207,7 @@ def fit(
                 if cfg.augment:
                     xb = augment_per_image(xb, g, recipe.translate) if recipe.per_image else augment(xb, g)
                 if cfg.query:
+                    assert teacher is not None  # checked before training starts
                     with torch.no_grad():
                         yb = QUERIES[cfg.query](teacher(xb))
                 if perturb is not None:

@@ -6,8 +6,8 @@ The ResNet keys match akamaster/pytorch_resnet_cifar10 exactly, so the shared Re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -79,7 +79,8 @@ class CifarVGG(nn.Module):
 
     def __init__(self, depth: int, num_classes: int = 10, width: float = 1.0):
         super().__init__()
-        layers, c = [], 3
+        layers: list[nn.Module] = []
+        c = 3
         for v in _VGG_CFG[depth]:
             if v == "M":
                 layers.append(nn.MaxPool2d(2))

@@ -138,7 +138,7 @@ def check_doc(result: CheckResult, pubkey_source: str | None = None) -> dict:
         loc = [{"physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": 1}}}]
         if s.verdict == "error":
             rule = UNREADABLE
-            entry = {"level": "error", "message": {"text": f"{s.path}: {s.error}"}}
+            entry: dict[str, object] = {"level": "error", "message": {"text": f"{s.path}: {s.error}"}}
             notes.append(_note(s.exit_code, f"{s.path}: {s.error}"))
         else:
             rule = MISSING if result.expect == "derived" else DERIVED

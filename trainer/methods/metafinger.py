@@ -44,8 +44,8 @@ def metafinger(victim, positives, negatives, seeds_u8, device, eps: float = 0.08
 
         def loss_fn(x):
             x = x + 0.01 * torch.randn_like(x)  # input augmentation
-            pos = sum(F.cross_entropy(m(x), t, reduction="none") for m in [victim, *metas]) / (len(metas) + 1)
-            neg = torch.log(1 - _mean_prob(negatives, x, t) + 1e-8) if negatives else 0
+            pos = sum(F.cross_entropy(m(x), t, reduction="none") for m in [victim, *metas]) / (len(metas) + 1)  # noqa: B023 (called only within this iteration, by _pgd)
+            neg = torch.log(1 - _mean_prob(negatives, x, t) + 1e-8) if negatives else 0  # noqa: B023 (called only within this iteration, by _pgd)
             return (pos - neg).sum()
 
         xp = _pgd(loss_fn, x0, eps, steps, eps / 10)
