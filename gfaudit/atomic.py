@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .errors import UsageError
 
+__all__ = ["write_bytes_atomic", "write_text_atomic"]
+
 
 def _refuse_odd_target(path: Path) -> None:
     try:

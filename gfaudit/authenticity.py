@@ -14,6 +14,8 @@ from .errors import AuthenticityError
 from .perturbation import matches, statistics
 from .provenance import file_sha256
 
+__all__ = ["Authenticity", "require", "verify"]
+
 
 @dataclass(frozen=True)
 class Authenticity:

@@ -22,6 +22,9 @@ from .errors import IntegrityError, UsageError
 from .perturbation import statistics
 from .safe_read import MAX_SIG_BYTES, max_bundle_bytes, read_regular
 
+__all__ = ["SAFETENSORS_METADATA", "SIG_SUFFIX", "Bundle", "build_manifest", "load", "parse_payload", "read_data",
+           "read_envelope", "sig_path", "tensor_entry", "verify_statement", "write", "write_signed"]
+
 SIG_SUFFIX = ".sig"
 SAFETENSORS_METADATA = {"format": "gfaudit-bundle-v1"}
 

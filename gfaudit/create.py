@@ -19,6 +19,8 @@ from .methods import rule_for
 from .onnx_model import OnnxClassifier
 from .provenance import file_sha256, now_utc, versions
 
+__all__ = ["Created", "create", "rule_for"]
+
 
 @dataclass(frozen=True)
 class Created:

@@ -15,6 +15,8 @@ from . import strict_json
 from .errors import IntegrityError
 from .keys import keyid
 
+__all__ = ["INTOTO_PAYLOAD_TYPE", "MAX_ENVELOPE_BYTES", "pae", "sign", "verify"]
+
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 

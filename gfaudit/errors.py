@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["AuthenticityError", "GfauditError", "IntegrityError", "KeyFileError", "SuspectError", "UsageError"]
+
 
 class GfauditError(Exception):
     """Base class: a failure the user can act on, reported as one line."""

@@ -22,6 +22,9 @@ from .atomic import write_bytes_atomic
 from .errors import KeyFileError, UsageError
 from .safe_read import MAX_CONFIG_BYTES, MAX_KEY_BYTES, read_regular
 
+__all__ = ["PASSWORD_ENV", "PUBKEY_ENV", "config_path", "generate", "keyid", "load_private", "load_public",
+           "parse_public", "raw_public", "resolve_public"]
+
 PASSWORD_ENV = "GFAUDIT_KEY_PASSWORD"
 PUBKEY_ENV = "GFAUDIT_PUBKEY"
 

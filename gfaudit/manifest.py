@@ -17,6 +17,10 @@ from .errors import IntegrityError, UsageError
 from .methods import METHODS as _METHOD_TABLE
 from .scoring import RULES
 
+__all__ = ["FORMAT_VERSION", "METHODS", "PREDICATE_TYPE", "REQUIRED_TENSORS", "SCORING_RULES", "STATEMENT_TYPE",
+           "InputSpec", "Manifest", "NullModel", "decimal_string", "parse", "parse_input_spec", "parse_null_model",
+           "parse_statement", "statement"]
+
 FORMAT_VERSION = 1
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://gfaudit.dev/fingerprint-bundle/v1"

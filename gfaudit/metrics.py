@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["GRID", "aruc", "best_threshold", "curves", "roc_auc", "tpr_at_fpr"]
+
 GRID = np.linspace(0.0, 1.0, 1001)
 
 

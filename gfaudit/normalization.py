@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from .errors import UsageError
 
+__all__ = ["NORMALIZATIONS", "resolve"]
+
 NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # The shared akamaster ResNet-20 was trained with the ImageNet statistics.
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

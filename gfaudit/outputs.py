@@ -27,6 +27,8 @@ from pathlib import Path
 
 from .errors import UsageError
 
+__all__ = ["Output", "OutputRefused", "file", "folder", "guard", "is_private_key"]
+
 
 class OutputRefused(UsageError):
     """An output path the policy refuses (exit 2). Nothing may be written there, not even a failure report."""

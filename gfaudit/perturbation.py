@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["diversity", "matches", "statistics"]
+
 
 def statistics(x: np.ndarray, x_prime: np.ndarray) -> dict[str, float | None]:
     """L-inf, L2 (per image) and PSNR of x' - x; the same function writes and re-checks the manifest."""

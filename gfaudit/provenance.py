@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+__all__ = ["file_sha256", "now_utc", "versions"]
+
 
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()

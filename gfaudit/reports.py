@@ -13,6 +13,8 @@ from . import formats
 from .atomic import write_text_atomic
 from .errors import UsageError
 
+__all__ = ["Outputs", "Target"]
+
 
 @dataclass(frozen=True)
 class Target:

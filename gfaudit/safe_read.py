@@ -18,6 +18,10 @@ from pathlib import Path
 
 from .errors import GfauditError
 
+__all__ = ["BUNDLE_CAP_ENV", "MAX_BUNDLE_BYTES_DEFAULT", "MAX_CONFIG_BYTES", "MAX_KEY_BYTES",
+           "MAX_LIBRARY_JSON_BYTES", "MAX_MODEL_BYTES_DEFAULT", "MAX_SIG_BYTES", "MODEL_CAP_ENV", "max_bundle_bytes",
+           "max_model_bytes", "read_regular", "require_regular"]
+
 MiB = 1 << 20
 GiB = 1 << 30
 # Documented caps (docs/design.md, "Hardening"). The two large ones can be raised by environment.

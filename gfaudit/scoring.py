@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["RULES", "Score", "ard", "label_match", "score"]
+
 
 @dataclass(frozen=True)
 class Score:

@@ -12,6 +12,8 @@ import json
 
 from .errors import GfauditError
 
+__all__ = ["MAX_DEPTH", "loads"]
+
 MAX_DEPTH = 64
 
 

@@ -118,11 +118,14 @@ def test_one_normalization_default_everywhere():
 
 def test_cli_choices_are_the_tables():
     """One table per concept: the CLI's choices are generated from it, in its order."""
-    from gfaudit import cli_common, manifest, methods, scoring
+    import typing
+
+    from gfaudit import api, cli_common, manifest, methods, scoring
     from gfaudit.normalization import NORMALIZATIONS
     from gfaudit.onnx_model import DEVICES
 
     assert [m.value for m in cli_common.Device] == list(DEVICES)
+    assert typing.get_args(api.Device) == DEVICES  # the library API's Literal, for type checkers
     assert [m.value for m in cli_common.Normalization] == list(NORMALIZATIONS)
     assert [m.value for m in cli_common.Rule] == list(scoring.RULES) == list(manifest.SCORING_RULES)
     assert [m.value for m in cli_common.TrainMethod] == list(methods.TRAINER_METHODS)

@@ -124,3 +124,31 @@ def test_vote_stats_keep_their_signed_keys():
     stats = VoteStats(10, 4, 3, 5, None, 0.5, None, None)
     assert list(stats.to_json()) == OLD_VOTE_KEYS and stats.follow_rate_before_selection() is None
     assert SelectionStats(10, 4, 3).follow_rate_before_selection() is None
+
+
+def test_the_documented_sixth_method_is_one_file(setup, monkeypatch):
+    """docs/design.md's example method, loaded as trainer/methods/fgsmprint.py and registered with one
+    line, goes through the shared select -> calibrate path unchanged."""
+    import importlib.util
+    import re
+    import sys
+
+    from gfaudit_trainer import methods, pipeline
+
+    from conftest import REPO
+
+    doc = (REPO / "docs" / "design.md").read_text()
+    code = next(b for b in re.findall(r"^```py\n(.*?)^```", doc, re.M | re.S) if "class FgsmPrint" in b)
+    name = "gfaudit_trainer.methods.fgsmprint"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "gfaudit_trainer.methods"
+    monkeypatch.setitem(sys.modules, name, module)
+    exec(compile(code, "docs/design.md", "exec"), module.__dict__)
+    monkeypatch.setitem(methods.METHODS, "fgsmprint", module.FgsmPrint())
+    ctx, pools, preset = setup
+    try:
+        result = pipeline.select_and_calibrate(ctx, pools, preset, "fgsmprint")
+    except pipeline.NoFingerprints:
+        pytest.skip("random models: no pair flipped")
+    assert result.method == "fgsmprint" and result.rule == "label_match" and result.selection.stats.selected > 0
