@@ -126,9 +126,10 @@ def member(spec: str, pool: PoolConfig, role: str) -> tuple[str, str]:
 
 def fit_config(pool: PoolConfig, arch: str, query: str, seed: int, batch_size: int) -> FitConfig:
     """How one pool model trains: the pool's recipe, epochs and (for students) query."""
+    epochs = pool.epochs_for(arch)
     if pool.recipe == "fast":
-        return FitConfig.fast(pool.epochs, arch, seed=seed, query=query, temperature=pool.temperature if query == "prob" else 1.0)
-    return FitConfig(epochs=pool.epochs, lr=pool.lr, batch_size=batch_size, seed=seed, query=query,
+        return FitConfig.fast(epochs, arch, seed=seed, query=query, temperature=pool.temperature if query == "prob" else 1.0)
+    return FitConfig(epochs=epochs, lr=pool.lr, batch_size=batch_size, seed=seed, query=query,
                      temperature=pool.temperature if query == "prob" else 1.0)
 
 
