@@ -101,7 +101,7 @@ PRESETS: dict[str, Preset] = {
         positive=PoolConfig(("resnet20@label", f"{_AIR}@prob"), (f"{_AIR}@label",), epochs=14,
                             query="label", recipe="fast", data="d_v+d_p", temperature=2.0),
         negative=PoolConfig((_AIR, "resnet20"), (_AIR, "resnet20"), epochs=14, recipe="fast", data="d_v+d_p",
-                            calib_archs=("resnet32", _AIR), epochs_by_family=(("resnet", 18),)),
+                            calib_archs=("resnet20", _AIR), epochs_by_family=(("resnet", 16),)),
         gan=GanConfig(epochs=4, batch_size=64, train_images=12000, diversity=1.0), seeds=4000, k=100, neg_follow=0.0,
         max_cosine=0.5, target_cap=2.0,
         notes="strong models in minutes (the fast recipe): every negative at or above the victim's accuracy, "
