@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import REPO, context_arguments, load_context  # noqa: E402
+from common import REPO, context_arguments, executor, executor_arguments, load_context  # noqa: E402
 from measure import median_of  # noqa: E402
 METHODS = ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool")
 ABLATIONS = {"eta=0": {"eta": 0.0}, "alpha=0": {"alpha": 0.0}, "beta=0": {"beta": 0.0}, "gamma=0": {"gamma": 0.0},
@@ -109,7 +109,7 @@ def _curves_figure(docs: dict, out: Path) -> None:
 
 
 def main() -> None:
-    ap = context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    ap = executor_arguments(context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])))
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmark.md")
     ap.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -125,7 +125,8 @@ def main() -> None:
     work = args.cache / f"bench-{args.scale}"
     work.mkdir(parents=True, exist_ok=True)
     key, pub = _key(work)
-    pools, run_dir, pool_seconds = pipeline.build_pools(ctx, preset)
+    runner, resources = executor(args, ctx)
+    pools, run_dir, pool_seconds = pipeline.build_pools(ctx, preset, executor=runner, resources=resources)
     log(f"pools ready ({pool_seconds:.0f} s this run)")
     if args.generate_only:
         for method in args.methods.split(","):
@@ -134,7 +135,7 @@ def main() -> None:
             _ablation_bundle(name, work, ctx, pools, preset, run_dir, pool_seconds, key)
         log("bundles ready")
         return
-    lib_doc = library_mod.build(ctx, args.scale, work / "library")
+    lib_doc = library_mod.build(ctx, args.scale, work / "library", executor=runner, resources=resources)
     library = evaluate_mod.load_library(work / "library")
     log(f"library ready: {len(library)} models")
     fid_both = {Path(p).name: f for p, f in fidelity(ctx, library).items()}
