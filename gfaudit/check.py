@@ -114,8 +114,10 @@ def check(bundle: Bundle, paths: list[str], device: str = "auto", expect: str | 
     ``timeout``: seconds per suspect (None: in-process, no limit). ``jobs``: suspects scored at
     once, each in its own worker with the cores divided among them (None: one per CPU); the rows
     keep the order of ``paths``. ``progress(i, n, entry)`` is called as each suspect finishes."""
+    from .onnx_model import require_runtime
     from .parallel import intra_op_threads, map_ordered, resolve_jobs
 
+    require_runtime()  # no runtime at all is the run's failure, not one error row per suspect
     jobs = resolve_jobs(jobs)
     threads = intra_op_threads(jobs, len(paths)) if jobs > 1 else 0
     rows = map_ordered(lambda path: check_one(str(path), bundle, device, expect, timeout, threads), list(paths), jobs,
