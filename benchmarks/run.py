@@ -25,7 +25,10 @@ from common import REPO, context_arguments, executor, executor_arguments, load_c
 from measure import median_of  # noqa: E402
 METHODS = ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool")
 ABLATIONS = {"eta=0": {"eta": 0.0}, "alpha=0": {"alpha": 0.0}, "beta=0": {"beta": 0.0}, "gamma=0": {"gamma": 0.0},
-             "pool=1": {"_train_models": 1}}
+             "pool=1": {"_train_models": 1},
+             # The input-specific measures off (L_div, the cosine spread and the per-target cap): what
+             # they do to transfer onto the calibration negatives and the library's unrelated models.
+             "universal": {"diversity": 0.0, "max_cosine": 1.0, "target_cap": 0.0}}
 PAPER = {"ganfinger": {"aruc": 0.847, "gen_s": 49}, "ipguard": {"gen_s": 163}, "metafinger": {"aruc": 0.672, "gen_s": 322}}
 
 
