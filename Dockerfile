@@ -2,7 +2,9 @@
 # gfaudit images, all built from the project's wheel (whose base dependencies name no ONNX runtime):
 #   auditor-cpu  small; gfaudit[cpu]: CPU onnxruntime; no torch       docker build --target auditor-cpu -t gfaudit:cpu .
 #   auditor-gpu  gfaudit[gpu]: onnxruntime-gpu + CUDA/cuDNN wheels; no torch  (run with --gpus all)
-#   trainer      CUDA PyTorch + gfaudit[train,gpu], for `gfaudit train` on a GPU host
+#   trainer      CUDA PyTorch + gfaudit[train,gpu,ray], for `gfaudit train` on a GPU host; also a Ray
+#                worker: override the entrypoint with `ray start --address=HEAD:6379 --block`
+#                (docs/scale-out.md)
 # Each installs a pinned requirements/*.txt (exactly one ONNX runtime), then the wheel with --no-deps.
 # The workspace is mounted at /workspace; every image runs as the non-root user gfaudit (uid 10001).
 # Base images are pinned to exact versions; pin by digest in your registry mirror if you need

@@ -53,7 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpeg")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "gfaudit" / "fast-recipe")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--pools", type=Path, default=None,
+                    help="Instead of training: tabulate the models a pool build trained with the recipe "
+                         "(their cached .json: accuracy, fidelity, seconds), e.g. ~/.cache/gfaudit/pools/<key>")
     args = ap.parse_args(argv)
+    if args.pools is not None:
+        print(pool_table(args.pools))
+        return 0
 
     import torch
 
@@ -100,6 +106,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['row']} | {r['arch']} | {r['images']} | {r['query']} | {r['epochs']} | {r['accuracy']:.1%} | "
               f"{r['agreement']:.1%} | {r['wrong_agreement']:.1%} | {r['minutes']:.1f} |")
     return 0
+
+
+def pool_table(folder: Path) -> str:
+    """The pool models of one build as a markdown table, read from their cached metadata."""
+    lines = ["| model | recipe | targets | train images | epochs | test acc. | agreement with victim | "
+             "on victim's errors | minutes |", "|---|---|---|---|---|---|---|---|---|"]
+    for meta_path in sorted(folder.glob("*.json")):
+        m = json.loads(meta_path.read_text())
+        minutes = f"{m['seconds'] / 60:.1f}" if "seconds" in m else "-"
+        lines.append(f"| {meta_path.stem} | {m.get('recipe', 'classic')} | {m.get('query', '?')} | {m.get('train_images')} | "
+                     f"{m.get('epochs')} | {m['accuracy']:.1%} | {m['agreement_with_victim']:.1%} | "
+                     f"{m.get('agreement_on_victim_errors', float('nan')):.1%} | {minutes} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

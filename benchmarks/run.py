@@ -21,11 +21,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import REPO, context_arguments, load_context  # noqa: E402
+from common import REPO, context_arguments, executor, executor_arguments, load_context  # noqa: E402
 from measure import median_of  # noqa: E402
 
 ABLATIONS = {"eta=0": {"eta": 0.0}, "alpha=0": {"alpha": 0.0}, "beta=0": {"beta": 0.0}, "gamma=0": {"gamma": 0.0},
-             "pool=1": {"_train_models": 1}}
+             "pool=1": {"_train_models": 1},
+             # The input-specific measures off (L_div, the cosine spread and the per-target cap): what
+             # they do to transfer onto the calibration negatives and the library's unrelated models.
+             "universal": {"diversity": 0.0, "max_cosine": 1.0, "target_cap": 0.0}}
 PAPER = {"ganfinger": {"aruc": 0.847, "gen_s": 49}, "ipguard": {"gen_s": 163}, "metafinger": {"aruc": 0.672, "gen_s": 322}}
 
 
@@ -107,7 +110,7 @@ def _curves_figure(docs: dict, out: Path) -> None:
 
 
 def main() -> None:
-    ap = context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    ap = executor_arguments(context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])))
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmark.md")
     ap.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
     from gfaudit_trainer.methods import METHODS  # the registry: every method the trainer makes
@@ -125,7 +128,8 @@ def main() -> None:
     work = args.cache / f"bench-{args.scale}"
     work.mkdir(parents=True, exist_ok=True)
     key, pub = _key(work)
-    pools, run_dir, pool_seconds = pipeline.build_pools(ctx, preset)
+    runner, resources = executor(args, ctx)
+    pools, run_dir, pool_seconds = pipeline.build_pools(ctx, preset, executor=runner, resources=resources)
     log(f"pools ready ({pool_seconds:.0f} s this run)")
     if args.generate_only:
         for method in args.methods.split(","):
@@ -134,7 +138,7 @@ def main() -> None:
             _ablation_bundle(name, work, ctx, pools, preset, run_dir, pool_seconds, key)
         log("bundles ready")
         return
-    lib_doc = library_mod.build(ctx, args.scale, work / "library")
+    lib_doc = library_mod.build(ctx, args.scale, work / "library", executor=runner, resources=resources)
     library = evaluate_mod.load_library(work / "library")
     log(f"library ready: {len(library)} models")
     fid_both = {Path(p).name: f for p, f in fidelity(ctx, library).items()}

@@ -15,10 +15,14 @@ DATA=$SHARED/data/cifar10-jpeg
 cp "$KEYDIR/owner.pub" "$OUT/owner.pub"
 gfaudit train --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
   --key "$KEYDIR/owner.key" -o "$OUT/resnet20-cifar10.safetensors" --cache "$CACHE"
-# Demo suspects: three models of the cpu suspect library (trained on D_a, which no pool model saw).
+# Demo suspects: models of the cpu suspect library (pirates trained on D_a, which no pool model saw;
+# unrelated models trained independently on the whole training split, as public models are).
 gfaudit library build --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
   -o "$CACHE/bench-cpu/library" --cache "$CACHE"
 mkdir -p "$OUT/suspects"
 cp "$CACHE/bench-cpu/library/prune-0.3.onnx" "$OUT/suspects/pruned-30pct.onnx"
 cp "$CACHE/bench-cpu/library/ftll.onnx" "$OUT/suspects/finetuned-last-layer.onnx"
 cp "$CACHE/bench-cpu/library/unrelated-resnet20-0.onnx" "$OUT/suspects/unrelated-resnet20.onnx"
+cp "$CACHE/bench-cpu/library/unrelated-resnet32-2.onnx" "$OUT/suspects/unrelated-resnet32.onnx"
+# The measured half of the bundle's README, read from its signed provenance.
+python fingerprints/describe.py "$OUT/resnet20-cifar10.safetensors" --pubkey "$OUT/owner.pub" > "$OUT/measured.md"

@@ -69,26 +69,27 @@ def open_model(path: str, bundle: Bundle, device: str) -> OnnxClassifier:
                           width=spec.width, num_classes=spec.num_classes)
 
 
-def job_for(path: str, bundle: Bundle, device: str) -> Job:
+def job_for(path: str, bundle: Bundle, device: str, threads: int = 0) -> Job:
     spec = bundle.manifest.input
     return Job(path, bundle.x, bundle.x_prime, spec.mean, spec.std, spec.channels, spec.height, spec.width,
-               spec.num_classes, device)
+               spec.num_classes, device, threads)
 
 
-def suspect_labels(path: str, bundle: Bundle, device: str, timeout: float | None) -> Labels:
+def suspect_labels(path: str, bundle: Bundle, device: str, timeout: float | None, threads: int = 0) -> Labels:
     """The suspect's labels on x and x'; in a worker process under ``timeout`` seconds, or in this
-    process without a limit when ``timeout`` is None (trusted models only)."""
-    job = job_for(path, bundle, device)
+    process without a limit when ``timeout`` is None (trusted models only). ``threads``: the
+    onnxruntime intra-op threads of its session (0: every core)."""
+    job = job_for(path, bundle, device, threads)
     return run_job(job) if timeout is None else run_isolated(job, timeout)
 
 
 def check_one(path: str, bundle: Bundle, device: str, expect: str | None,
-              timeout: float | None = DEFAULT_TIMEOUT) -> tuple[SuspectResult, str | None]:
+              timeout: float | None = DEFAULT_TIMEOUT, threads: int = 0) -> tuple[SuspectResult, str | None]:
     """One suspect's row; any failure of the suspect itself is an ``error`` row, not an exception.
     A missing device (DeviceError) still aborts: it concerns every suspect alike."""
     threshold = bundle.manifest.threshold_float
     try:
-        labels = suspect_labels(path, bundle, device, timeout)
+        labels = suspect_labels(path, bundle, device, timeout, threads)
     except SuspectError as exc:
         return SuspectResult(path, "error", exc.exit_code, threshold, error=str(exc)), None
     s = scoring.score(bundle.manifest.rule, bundle.y, bundle.y_prime, labels.pred_x, labels.pred_x_prime)
@@ -108,15 +109,21 @@ def suspect_p_value(bundle: Bundle, score: float) -> float | None:
 
 
 def check(bundle: Bundle, paths: list[str], device: str = "auto", expect: str | None = None,
-          progress=None, timeout: float | None = DEFAULT_TIMEOUT) -> CheckResult:
+          progress=None, timeout: float | None = DEFAULT_TIMEOUT, jobs: int | None = 1) -> CheckResult:
     """Score every suspect; a bad suspect is an error entry, a missing device aborts (DeviceError).
-    ``timeout``: seconds per suspect (None: in-process, no limit). ``progress(i, n, entry)`` is
-    called after each suspect."""
+    ``timeout``: seconds per suspect (None: in-process, no limit). ``jobs``: suspects scored at
+    once, each in its own worker with the cores divided among them (None: one per CPU); the rows
+    keep the order of ``paths``. ``progress(i, n, entry)`` is called as each suspect finishes."""
+    from .onnx_model import require_runtime
+    from .parallel import intra_op_threads, map_ordered, resolve_jobs
+
+    require_runtime()  # no runtime at all is the run's failure, not one error row per suspect
+    jobs = resolve_jobs(jobs)
+    threads = intra_op_threads(jobs, len(paths)) if jobs > 1 else 0
+    rows = map_ordered(lambda path: check_one(str(path), bundle, device, expect, timeout, threads), list(paths), jobs,
+                       progress and (lambda i, n, row: progress(i, n, row[0])))
     result = CheckResult(bundle, None, expect)
-    for i, path in enumerate(paths, 1):
-        entry, provider = check_one(str(path), bundle, device, expect, timeout)
+    for entry, provider in rows:
         result.suspects.append(entry)
         result.provider = result.provider or provider
-        if progress:
-            progress(i, len(paths), entry)
     return result

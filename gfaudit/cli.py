@@ -25,6 +25,8 @@ from .cli_common import (_STATE, QUIET_HELP, Device, Normalization, Rule, _set_q
                          cli_errors, err, info, library_app)
 from .errors import GfauditError, IntegrityError, UsageError
 
+JOBS_HELP = ("Suspects scored at once, each in its own worker process with the cores divided among them "
+             "(default: one per CPU); the report keeps the input order.")
 DEFAULT_TIMEOUT = 120.0  # seconds per suspect (gfaudit.isolation.DEFAULT_TIMEOUT)
 TIMEOUT_HELP = ("Seconds each suspect may take to load and run; past it the suspect's worker is killed and "
                 "the suspect gets an error row (exit 4). Default 120.")
@@ -122,6 +124,12 @@ def _threshold(value: Optional[float]) -> Optional[float]:
 def _timeout(value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise UsageError(f"--timeout {value!r}: must be a positive number of seconds")
+    return value
+
+
+def _jobs(value: Optional[int]) -> Optional[int]:
+    if value is not None and value < 1:
+        raise UsageError(f"--jobs {value}: must be at least 1")
     return value
 
 
@@ -364,6 +372,7 @@ def check(
     expect: Optional[Expect] = typer.Option(None, help="Gate mode: exit 0 when every suspect gets this verdict, 1 otherwise."),
     quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
 ):
     """Verify the bundle, run each suspect label-only, and report ARD, P_ori, P_conf and the verdict.
 
@@ -380,6 +389,7 @@ def check(
     from .suspects import expand
 
     _timeout(timeout)
+    _jobs(jobs)
     reports = Outputs.plan("check", fmt.value, out, json=json_file, sarif=sarif_file)
     writes = tuple(outputs.file(p, "report") for p in reports.files())
     _guard_reports(writes, bundle, pubkey, suspects)
@@ -391,7 +401,7 @@ def check(
         paths = expand(suspects)
         b, source = _load_verified(bundle, pubkey, writes, tuple(paths))
         return run_check(b, paths, device.value, expect.value if expect else None,
-                         progress=progress if len(paths) > 1 else None, timeout=timeout), source
+                         progress=progress if len(paths) > 1 else None, timeout=timeout, jobs=jobs), source
 
     result, source = _run_with_reports(reports, body)
     for s in result.suspects:
@@ -421,12 +431,14 @@ def evaluate(
     device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
 ):
     """Score every model of a suspect library like `check` and report ARUC, ROC-AUC, TPR@FPR, per family."""
     from . import evaluate as ev, formats
     from .reports import Outputs
 
     _timeout(timeout)
+    _jobs(jobs)
     reports = Outputs.plan("evaluate", fmt.value, out, json=json_file)
     writes = (*(outputs.file(p, "report") for p in reports.files()), outputs.file(plot, "plot"))
     _guard_reports(writes, bundle, pubkey, [library])
@@ -440,7 +452,7 @@ def evaluate(
         library_json = ev.library_json_path(library)
         models = ev.load_library(library)
         b, _ = _load_verified(bundle, pubkey, writes, (library_json, *(m.path for m in models)))
-        doc = ev.evaluate(b, models, device.value, progress=progress, timeout=timeout)
+        doc = ev.evaluate(b, models, device.value, progress=progress, timeout=timeout, jobs=jobs)
         if plot is not None:
             ev.plot(doc, plot)
             info(f"wrote {plot}")

@@ -4,6 +4,7 @@ trainer is imported only when one of them runs."""
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -30,6 +31,20 @@ def trainer(module: str):
         if "torch" in str(exc) or "gfaudit_trainer" in str(exc) or "torchvision" in str(exc):
             raise TrainerMissing(f"this command needs the trainer: pip install 'gfaudit[train]' ({exc})") from None
         raise
+
+
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+EXECUTOR_HELP = ("Where the pool/library models train: local (one after another here) or ray (one Ray task each; "
+                 "needs gfaudit[ray]). Both write the same cache files, so each reuses the other's models.")
+RAY_ADDRESS_HELP = ("Ray cluster for --executor ray: auto (the running cluster), ray://HOST:10001, or none for a "
+                    "local Ray on this machine. On a cluster, --cache/--out must be a filesystem every node shares.")
+TASK_CPUS_HELP = ("CPU threads per model task (default: torch's thread count here); equal values train "
+                  "bit-identical models on CPU whichever executor runs them.")
+TASK_GPUS_HELP = "GPU share per model task with --executor ray (default 0.25 on cuda, so four small models share a GPU)."
 
 
 PRESET_HELP = "tiny (seconds, tests), cpu (~45 min on 2 cores, cached), paper (the paper's scale, GPU)."
@@ -63,6 +78,10 @@ def train(
         None, "--reference",
         help="Independently trained model of the same task (ONNX, exported like the victim), or a folder of them; "
              "repeatable. Used label-only: alternately as a calibration negative and a selection negative."),
+    executor: Executor = typer.Option(Executor.local, "--executor", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    task_cpus: Optional[int] = typer.Option(None, "--task-cpus", min=1, help=TASK_CPUS_HELP),
+    task_gpus: Optional[float] = typer.Option(None, "--task-gpus", min=0.0, help=TASK_GPUS_HELP),
 ):
     """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold on negatives
     that neither the GAN nor the selection saw (and --reference models), and write a signed bundle."""
@@ -77,7 +96,8 @@ def train(
     summary = pipeline.run(victim=str(victim), arch=arch, normalization=normalization.value,
                            data=str(data) if data else None, preset_name=preset, device=device.value, key=str(key),
                            out=str(out), cache=str(cache) if cache else None, seed=seed, overrides=overrides,
-                           method=method.value, references=[str(r) for r in reference or []])
+                           method=method.value, references=[str(r) for r in reference or []], executor=executor.value,
+                           ray_address=ray_address, task_cpus=task_cpus, task_gpus=task_gpus)
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -110,6 +130,10 @@ def library_build(
     cache: Optional[Path] = typer.Option(None, "--cache", help="Cache for decoded data."),
     seed: int = typer.Option(0, help="Partition seed: use the one train used, so D_a stays disjoint from the pools."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated recipe names to build."),
+    executor: Executor = typer.Option(Executor.local, "--executor", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    task_cpus: Optional[int] = typer.Option(None, "--task-cpus", min=1, help=TASK_CPUS_HELP),
+    task_gpus: Optional[float] = typer.Option(None, "--task-gpus", min=0.0, help=TASK_GPUS_HELP),
 ):
     """Build pirated and unrelated suspects (fine-tuning, pruning, extraction, adversarial training, filters)."""
     outputs.guard([outputs.folder(out, "library folder"), outputs.file(out / "library.json", "library.json")],
@@ -117,12 +141,17 @@ def library_build(
     library = trainer("library")
     pipeline = trainer("pipeline")
     presets = trainer("presets")
+    executors = trainer("executors")
     if preset not in library.SCALES:
         raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(library.SCALES)}")
-    ctx = pipeline.load_context(victim, arch, normalization.value, str(data) if data else None, presets.get(preset),
-                                device.value, cache, seed)
+    names = [s.strip() for s in only.split(",")] if only else None
     try:
-        doc = library.build(ctx, preset, out, only=[s.strip() for s in only.split(",")] if only else None)
+        library.jobs(preset, out, names)  # unknown recipes: before loading data or starting Ray
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
+    runner = executors.get(executor.value, ray_address)
+    ctx = pipeline.load_context(victim, arch, normalization.value, str(data) if data else None, presets.get(preset),
+                                device.value, cache, seed)
+    doc = library.build(ctx, preset, out, only=names, executor=runner,
+                        resources=executors.default_resources(ctx.device, task_cpus, task_gpus))
     info(f"wrote {out / 'library.json'} with {len(doc['models'])} models")

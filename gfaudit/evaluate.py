@@ -87,20 +87,28 @@ def load_library(path: str | Path) -> list[LibraryModel]:
     return out
 
 
+def _row(lm: LibraryModel, bundle: Bundle, device: str, timeout: float | None, threads: int) -> tuple[dict, str | None]:
+    result, prov = check_one(str(lm.path), bundle, device, None, timeout, threads)
+    return {"path": str(lm.path), "label": lm.label, "attack": lm.attack, "family": lm.family, "arch": lm.arch,
+            "accuracy": lm.accuracy, "score": result.score, "ard": result.ard, "p_ori": result.p_ori,
+            "p_conf": result.p_conf, "verdict": result.verdict, "error": result.error}, prov
+
+
 def evaluate(bundle: Bundle, library: list[LibraryModel], device: str = "auto", progress=None,
-             timeout: float | None = DEFAULT_TIMEOUT) -> dict:
+             timeout: float | None = DEFAULT_TIMEOUT, jobs: int | None = 1) -> dict:
     """Per-model scores, per-family summary and the separation metrics. Each model runs isolated
-    under ``timeout`` seconds (see check.check_one); one that fails is an error row."""
-    rows = []
-    provider = None
-    for i, lm in enumerate(library, 1):
-        result, prov = check_one(str(lm.path), bundle, device, None, timeout)
-        provider = provider or prov
-        rows.append({"path": str(lm.path), "label": lm.label, "attack": lm.attack, "family": lm.family, "arch": lm.arch,
-                     "accuracy": lm.accuracy, "score": result.score, "ard": result.ard, "p_ori": result.p_ori,
-                     "p_conf": result.p_conf, "verdict": result.verdict, "error": result.error})
-        if progress:
-            progress(i, len(library), rows[-1])
+    under ``timeout`` seconds (see check.check_one); one that fails is an error row. ``jobs``
+    models are scored at once (None: one per CPU); rows keep the library's order."""
+    from .onnx_model import require_runtime
+    from .parallel import intra_op_threads, map_ordered, resolve_jobs
+
+    require_runtime()
+    jobs = resolve_jobs(jobs)
+    threads = intra_op_threads(jobs, len(library)) if jobs > 1 else 0
+    pairs = map_ordered(lambda lm: _row(lm, bundle, device, timeout, threads), list(library), jobs,
+                        progress and (lambda i, n, pair: progress(i, n, pair[0])))
+    rows = [row for row, _ in pairs]
+    provider = next((prov for _, prov in pairs if prov), None)
     scored = [r for r in rows if r["score"] is not None]
     pirated = [r["score"] for r in scored if r["label"] == "pirated"]
     unrelated = [r["score"] for r in scored if r["label"] == "unrelated"]

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 120.0
 _KILL_GRACE = 5.0
 _context = None
+_live: set = set()  # workers running now (several at once under --jobs)
+_live_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Job:
     width: int
     num_classes: int
     device: str
+    threads: int = 0  # onnxruntime intra-op threads; 0: its default (every core)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def run_job(job: Job) -> Labels:
     from .onnx_model import OnnxClassifier
 
     model = OnnxClassifier(job.path, device=job.device, channels=job.channels, height=job.height,
-                           width=job.width, num_classes=job.num_classes)
+                           width=job.width, num_classes=job.num_classes, threads=job.threads)
     return Labels(model.labels(job.x, job.mean, job.std), model.labels(job.x_prime, job.mean, job.std),
                   model.provider)
 
@@ -134,6 +137,16 @@ def _start(proc) -> None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def stop_all() -> None:
+    """Kill every worker still running (an abort or Ctrl-C under --jobs): each waiting thread then
+    sees its pipe close and returns at once."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        if proc.pid is not None and proc.is_alive():
+            proc.kill()
+
+
 def run_isolated(job: Job, timeout: float) -> Labels:
     """Labels from a worker process; SuspectError on timeout, crash or a failure of the model,
     DeviceError when the requested device is missing."""
@@ -142,6 +155,8 @@ def run_isolated(job: Job, timeout: float) -> Labels:
     ctx = _get_context()
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_worker, args=(sender, job), daemon=True, name="gfaudit-suspect")
+    with _live_lock:
+        _live.add(proc)
     try:
         _start(proc)
         sender.close()
@@ -158,6 +173,8 @@ def run_isolated(job: Job, timeout: float) -> Labels:
         sender.close()
         _stop(proc)
         receiver.close()
+        with _live_lock:
+            _live.discard(proc)
     if kind == "ok":
         return value
     if kind == "device":

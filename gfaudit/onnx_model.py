@@ -41,6 +41,15 @@ RUNTIME_HINT = ("no ONNX runtime is installed: pip install 'gfaudit[cpu]' (onnxr
                 "or 'gfaudit[gpu]' (onnxruntime-gpu) on an NVIDIA host; never both")
 
 
+def require_runtime() -> None:
+    """Raise RuntimeMissing (exit 4) unless an ONNX runtime can be imported: checked once in the
+    auditor's own process, before any suspect is handed to a worker."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise RuntimeMissing(RUNTIME_HINT)
+
+
 def _ort():
     try:
         import onnxruntime as ort

@@ -102,7 +102,7 @@ def test_soft_targets_at_any_temperature_are_matched_by_the_teachers_log_probabi
             assert float(_loss(off, teacher, recipe, temperature)) > 1e-3
     # A higher temperature softens the target: the uniform student is closer to it.
     fast = recipes.get("fast")
-    assert float(_loss(off, teacher, fast, 4.0)) / 16 < float(_loss(off, teacher, fast, 1.0))
+    assert float(_loss(off, teacher, fast, 4.0)) / 4 < float(_loss(off, teacher, fast, 1.0))
 
 
 def test_triangle_schedule_rises_then_falls():

@@ -56,8 +56,22 @@ def _write_json(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
-def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None) -> dict:
-    """Build (or resume) the library; returns the library.json document."""
+@dataclass(frozen=True)
+class LibraryJob:
+    """One library model to build: pure data (the recipe by name), so any executor can run it."""
+
+    preset: str
+    name: str
+    index: int
+    total: int
+    seed: int
+    onnx_path: Path
+    meta_path: Path
+
+
+def jobs(preset: str, out_dir: str | Path, only: list[str] | None = None) -> list[LibraryJob]:
+    """Every library model of ``preset`` (or the ``only`` ones), with its files in ``out_dir``.
+    KeyError names unknown recipes."""
     lib = SCALES[preset]
     recipes = attacks.registry(**lib.registry_kwargs)
     names = list(lib.recipes or recipes)
@@ -67,8 +81,44 @@ def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None) 
             raise KeyError(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(recipes)}")
         names = [n for n in names if n in only]
     out = Path(out_dir)
-    parts = out / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
+    return [LibraryJob(preset, name, i, len(names), LIBRARY_SEED_BASE + i, out / f"{_stem(name).replace('=', '').replace(',', '_')}.onnx",
+                       out / "parts" / f"{_stem(name)}.json") for i, name in enumerate(names)]
+
+
+def _stem(name: str) -> str:
+    return name.replace(":", "_")
+
+
+def is_cached(job: LibraryJob) -> bool:
+    return job.meta_path.is_file() and job.onnx_path.is_file()
+
+
+def build_one(job: LibraryJob, ctx) -> dict:
+    """Train and export one suspect, then record its entry (the task every executor runs)."""
+    lib = SCALES[job.preset]
+    recipe = attacks.registry(**lib.registry_kwargs)[job.name]
+    log(f"library [{job.index + 1}/{job.total}] {job.name}")
+    start = time.perf_counter()
+    bare = recipe.run(ctx, lib.scale, job.seed).cpu().eval()
+    acc = accuracy(zoo.Normalized(bare, ctx.mean, ctx.std).to(ctx.device), ctx.test.images, ctx.test.labels, ctx.device)
+    export(bare, job.onnx_path)
+    entry = {"path": job.onnx_path.name, "label": recipe.label, "attack": recipe.name, "family": recipe.family,
+             "arch": recipe.arch or ctx.arch, "accuracy": round(acc, 4), "seed": job.seed, "hyper": recipe.hyper,
+             "seconds": round(time.perf_counter() - start, 1)}
+    _write_json(job.meta_path, entry)
+    log(f"library {job.name}: accuracy {acc:.1%} ({entry['seconds']} s)")
+    return entry
+
+
+def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None, executor=None, resources=None) -> dict:
+    """Build (or resume) the library: the missing models through ``executor`` (default: in this
+    process), then every entry read back from parts/; returns the library.json document."""
+    from . import executors
+
+    lib = SCALES[preset]
+    todo = jobs(preset, out_dir, only)
+    out = Path(out_dir)
+    (out / "parts").mkdir(parents=True, exist_ok=True)
     doc = {
         "models": [],
         "victim_sha256": ctx.victim_sha256,
@@ -82,25 +132,12 @@ def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None) 
             "partition_seed": ctx.seed,
         },
     }
-    for i, name in enumerate(names):
-        recipe = recipes[name]
-        meta_path = parts / f"{name.replace(':', '_')}.json"
-        onnx_path = out / f"{name.replace(':', '_').replace('=', '').replace(',', '_')}.onnx"
-        if meta_path.is_file() and onnx_path.is_file():
-            doc["models"].append(json.loads(meta_path.read_text()))
-            continue
-        seed = LIBRARY_SEED_BASE + i
-        log(f"library [{i + 1}/{len(names)}] {name}")
-        start = time.perf_counter()
-        bare = recipe.run(ctx, lib.scale, seed).cpu().eval()
-        acc = accuracy(zoo.Normalized(bare, ctx.mean, ctx.std).to(ctx.device), ctx.test.images, ctx.test.labels, ctx.device)
-        export(bare, onnx_path)
-        entry = {"path": onnx_path.name, "label": recipe.label, "attack": recipe.name, "family": recipe.family,
-                 "arch": recipe.arch or ctx.arch, "accuracy": round(acc, 4), "seed": seed, "hyper": recipe.hyper,
-                 "seconds": round(time.perf_counter() - start, 1)}
-        _write_json(meta_path, entry)
-        doc["models"].append(entry)
-        _write_json(out / "library.json", doc)
-        log(f"library {name}: accuracy {acc:.1%} ({entry['seconds']} s)")
+    missing = [j for j in todo if not is_cached(j)]
+    if missing:
+        executor = executor or executors.LocalExecutor()
+        resources = resources or executors.default_resources(ctx.device)
+        log(f"library: building {len(missing)} of {len(todo)} model(s) on the {executor.name} executor")
+        executor.map(build_one, missing, resources, shared=ctx)
+    doc["models"] = [json.loads(j.meta_path.read_text()) for j in todo]
     _write_json(out / "library.json", doc)
     return doc

@@ -38,15 +38,16 @@ def pool_key(ctx: Context, preset: presets.Preset) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def build_pools(ctx: Context, preset: presets.Preset, references: list[Path] | None = None
-                ) -> tuple[pools_mod.Pools, Path, float]:
+def build_pools(ctx: Context, preset: presets.Preset, references: list[Path] | None = None, executor=None,
+                resources=None) -> tuple[pools_mod.Pools, Path, float]:
     """Pools (cached per victim, data, pool config and seed) plus any reference models (ONNX), their
-    folder and the seconds spent."""
+    folder and the seconds spent. Missing pool models train through ``executor`` (trainer/executors.py;
+    default: in this process) with ``resources`` per model."""
     run_dir = ctx.cache / "pools" / pool_key(ctx, preset)
     log(f"pools cached in {run_dir}")
     t0 = time.perf_counter()
     pools = pools_mod.build(ctx.victim, ctx.d_v, ctx.d_p, ctx.test, preset, run_dir, ctx.device, ctx.mean, ctx.std,
-                            ctx.num_classes, ctx.seed)
+                            ctx.num_classes, ctx.seed, executor=executor, resources=resources)
     if references:
         from . import references as refs
 
@@ -155,15 +156,22 @@ def sign(ctx: Context, run_dir: Path, result: Calibrated, provenance: dict, key,
 
 def run(*, victim: str, arch: str | None, normalization: str, data: str | None, preset_name: str, device: str,
         key: str, out: str, cache: str | None = None, seed: int = 0, overrides: dict | None = None,
-        method: str = "ganfinger", references: list[str] | None = None) -> dict:
+        method: str = "ganfinger", references: list[str] | None = None, executor: str = "local",
+        ray_address: str | None = None, task_cpus: int | None = None, task_gpus: float | None = None) -> dict:
     """Build the fingerprints and write the signed bundle; returns a summary of what was signed.
-    ``method`` other than ganfinger makes a baseline's bundle from the same pools and seeds."""
+    ``method`` other than ganfinger makes a baseline's bundle from the same pools and seeds.
+    ``executor`` (local or ray, at ``ray_address``) trains the missing pool models, each with
+    ``task_cpus`` torch threads and ``task_gpus`` of a GPU (trainer/executors.py)."""
+    from . import executors
+
     m = methods.get(method)  # UsageError naming the choices, before anything else
     signing_key = load_private(key)  # fail before hours of training, not after
+    runner = executors.get(executor, ray_address)
     preset = presets.get(preset_name, **(overrides or {}))
     started = time.perf_counter()
     ctx = load_context(victim, arch, normalization, data, preset, device, Path(cache) if cache else None, seed)
-    pools, run_dir, pool_seconds = build_pools(ctx, preset, [Path(r) for r in references or []])
+    resources = executors.default_resources(ctx.device, task_cpus, task_gpus)
+    pools, run_dir, pool_seconds = build_pools(ctx, preset, [Path(r) for r in references or []], runner, resources)
     result = select_and_calibrate(ctx, pools, preset, m)
     threshold = result.calibration.threshold
     provenance = bundle_provenance(ctx, preset, pools, pool_seconds, result, tool="gfaudit train")

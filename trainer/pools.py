@@ -126,34 +126,111 @@ def member(spec: str, pool: PoolConfig, role: str) -> tuple[str, str]:
 
 def fit_config(pool: PoolConfig, arch: str, query: str, seed: int, batch_size: int) -> FitConfig:
     """How one pool model trains: the pool's recipe, epochs and (for students) query."""
+    epochs = pool.epochs_for(arch)
     if pool.recipe == "fast":
-        return FitConfig.fast(pool.epochs, arch, seed=seed, query=query, temperature=pool.temperature if query == "prob" else 1.0)
-    return FitConfig(epochs=pool.epochs, lr=pool.lr, batch_size=batch_size, seed=seed, query=query,
+        return FitConfig.fast(epochs, arch, seed=seed, query=query, temperature=pool.temperature if query == "prob" else 1.0)
+    return FitConfig(epochs=epochs, lr=pool.lr, batch_size=batch_size, seed=seed, query=query,
                      temperature=pool.temperature if query == "prob" else 1.0)
 
 
-def build(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset, cache: Path, device,
-          mean, std, num_classes: int, seed: int) -> Pools:
-    cache.mkdir(parents=True, exist_ok=True)
-    victim_test = predict(victim, test.images, device)
+@dataclass(frozen=True)
+class PoolJob:
+    """One pool model to train: pure data, so any executor can run it (trainer/executors.py)."""
+
+    role: str
+    split: str
+    index: int
+    spec: str  # the pool entry, e.g. "resnet20@prob"
+    arch: str
+    cfg: FitConfig
+    path: Path  # its cache file: the same name whichever executor trains it
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+@dataclass
+class PoolData:
+    """What every pool job reads: training images and fixed targets per role, the test split, the
+    victim (teacher of per-batch queries) and its test labels. Sent once to each worker."""
+
+    images: dict[str, torch.Tensor]
+    targets: dict[str, torch.Tensor]
+    test: Split
+    victim_test: torch.Tensor
+    victim: nn.Module
+    mean: list
+    std: list
+    num_classes: int
+    device: object
+
+
+def jobs(preset: Preset, cache: Path, seed: int) -> list[PoolJob]:
+    """Every pool model of ``preset``, in the pools' order, with its cache file in ``cache``."""
     configs: dict[str, PoolConfig] = {"positive": preset.positive, "negative": preset.negative}
-    models = []
+    out = []
     for role in ROLES:
         pool = configs[role]
-        both = pool.data == "d_v+d_p"
-        if role == "negative":
-            images = torch.cat([d_v.images, d_p.images]) if both else d_v.images
-            fixed = torch.cat([d_v.labels, d_p.labels]) if both else d_v.labels
-        else:
-            images = torch.cat([d_v.images, d_p.images]) if both else d_p.images
-            fixed = predict(victim, images, device, probs=pool.query == "prob")  # used only without per-batch queries
         for split, specs in (("train", pool.train_archs), ("val", pool.val_archs), ("calib", pool.calib_archs)):
             for i, spec in enumerate(specs):
                 arch, query = member(spec, pool, role)
                 cfg = fit_config(pool, arch, query, _seed(seed, role, split, i), preset.batch_size)
                 name = model_name(role, split, i, spec if "@" in spec else arch, cfg, pool.data)
-                model, meta = train_or_load(arch, cache / f"{name}.safetensors", images, fixed, cfg, test,
-                                            victim_test, mean, std, num_classes, device, desc=name,
-                                            teacher=victim if cfg.query else None)
-                models.append(PoolModel(role, split, i, spec, meta["accuracy"], meta["agreement_with_victim"], model, meta))
+                out.append(PoolJob(role, split, i, spec, arch, cfg, cache / f"{name}.safetensors"))
+    return out
+
+
+def is_cached(job: PoolJob) -> bool:
+    return job.path.is_file() and job.path.with_suffix(".json").is_file()
+
+
+def pool_data(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset, device, mean, std,
+              num_classes: int) -> PoolData:
+    images, targets = {}, {}
+    for role, pool in (("positive", preset.positive), ("negative", preset.negative)):
+        both = pool.data == "d_v+d_p"
+        if role == "negative":
+            images[role] = torch.cat([d_v.images, d_p.images]) if both else d_v.images
+            targets[role] = torch.cat([d_v.labels, d_p.labels]) if both else d_v.labels
+        else:
+            images[role] = torch.cat([d_v.images, d_p.images]) if both else d_p.images
+            # used only without per-batch queries
+            targets[role] = predict(victim, images[role], device, probs=pool.query == "prob")
+    return PoolData(images, targets, test, predict(victim, test.images, device), victim, mean, std, num_classes, device)
+
+
+def run_job(job: PoolJob, data: PoolData):
+    """Train (or load) one pool model into its cache file; the task every executor runs."""
+    return train_or_load(job.arch, job.path, data.images[job.role], data.targets[job.role], job.cfg, data.test,
+                         data.victim_test, data.mean, data.std, data.num_classes, data.device, desc=job.name,
+                         teacher=data.victim if job.cfg.query else None)
+
+
+def train_job(job: PoolJob, data: PoolData) -> str:
+    """Train one pool model into the cache (executor task); returns its file name, not the model."""
+    run_job(job, data)
+    return job.path.name
+
+
+def build(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset, cache: Path, device,
+          mean, std, num_classes: int, seed: int, executor=None, resources=None) -> Pools:
+    """Every pool model: the missing ones trained through ``executor`` (default: in this process),
+    then all loaded from the cache, so local and Ray runs reuse each other's models."""
+    from . import executors
+
+    cache.mkdir(parents=True, exist_ok=True)
+    data = pool_data(victim, d_v, d_p, test, preset, device, mean, std, num_classes)
+    todo = jobs(preset, cache, seed)
+    missing = [j for j in todo if not is_cached(j)]
+    if missing:
+        executor = executor or executors.LocalExecutor()
+        resources = resources or executors.default_resources(device)
+        log(f"pools: training {len(missing)} of {len(todo)} model(s) on the {executor.name} executor")
+        executor.map(train_job, missing, resources, shared=data)
+    models = []
+    for job in todo:
+        model, meta = run_job(job, data)
+        models.append(PoolModel(job.role, job.split, job.index, job.spec, meta["accuracy"], meta["agreement_with_victim"],
+                                model, meta))
     return Pools(models)

@@ -51,6 +51,11 @@ class PoolConfig:
     recipe: str = "classic"  # recipes.RECIPES
     data: str = "own"  # "own": D_p (positives) or D_v (negatives); "d_v+d_p": both (never D_a, the library's)
     temperature: float = 1.0  # "prob" students match the victim's posteriors at this temperature
+    epochs_by_family: tuple[tuple[str, int], ...] = ()  # ("resnet", 18): architectures whose name starts so train longer
+
+    def epochs_for(self, arch: str) -> int:
+        """The epochs of one entry: the first matching family's, else the pool's."""
+        return next((e for prefix, e in self.epochs_by_family if arch.startswith(prefix)), self.epochs)
 
 
 @dataclass(frozen=True)
@@ -93,14 +98,15 @@ PRESETS: dict[str, Preset] = {
     ),
     "cpu": Preset(
         name="cpu", train_per_class=None, test_per_class=None,
-        positive=PoolConfig(("resnet20@label", f"{_AIR}@prob"), (f"{_AIR}@label",), epochs=14,
+        positive=PoolConfig(("resnet20@label",), (f"{_AIR}@prob",), epochs=14,
                             query="label", recipe="fast", data="d_v+d_p", temperature=2.0),
-        negative=PoolConfig((_AIR, "resnet20"), (_AIR, "resnet20"), epochs=14, recipe="fast", data="d_v+d_p",
-                            calib_archs=("resnet32", _AIR)),
+        negative=PoolConfig((_AIR,), (_AIR, "resnet20"), epochs=14, recipe="fast", data="d_v+d_p",
+                            calib_archs=("resnet20", _AIR), epochs_by_family=(("resnet", 16),)),
         gan=GanConfig(epochs=4, batch_size=64, train_images=12000, diversity=1.0), seeds=4000, k=100, neg_follow=0.0,
         max_cosine=0.5, target_cap=2.0,
-        notes="strong models in minutes (the fast recipe): every negative at or above the victim's accuracy, "
-              "CIFAR ResNets in every negative role, calibration negatives unseen by GAN and selection",
+        notes="strong models in minutes (the fast recipe): negatives at or above the victim's accuracy, CIFAR "
+              "ResNets among the selection and calibration negatives, calibration negatives unseen by GAN and selection; "
+              "sized to what 2 CPU cores build in about an hour",
     ),
     "paper": Preset(
         name="paper", train_per_class=None, test_per_class=None,

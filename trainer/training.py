@@ -81,7 +81,7 @@ def to_float(images_u8: torch.Tensor, device) -> torch.Tensor:
 
 
 def _loss(logits: torch.Tensor, target: torch.Tensor, recipe: recipes.Recipe, temperature: float) -> torch.Tensor:
-    """Hard labels: cross-entropy (with the recipe's smoothing); soft: KL at ``temperature`` (x T^2)."""
+    """Hard labels: cross-entropy (with the recipe's smoothing); soft: KL at ``temperature`` (x T)."""
     if not recipe.summed_loss and not recipe.label_smoothing and temperature == 1.0:  # classic, as it always was
         if target.dtype == torch.long:
             return F.cross_entropy(logits, target)
@@ -91,7 +91,10 @@ def _loss(logits: torch.Tensor, target: torch.Tensor, recipe: recipes.Recipe, te
         return reduce(F.cross_entropy(logits, target, label_smoothing=recipe.label_smoothing, reduction="none"))
     if temperature != 1.0:
         target = (target.clamp_min(1e-12).log() / temperature).softmax(1)
-    per = F.kl_div(F.log_softmax(logits / temperature, 1), target, reduction="none").sum(1) * temperature**2
+    # x T (not Hinton's T^2): the gradient on the logits is then T * (q_T - p_T) / T = q_T - p_T, the
+    # scale of cross-entropy's, for which the recipes' learning rates are tuned; with T^2 a student
+    # at T=2 under the fast recipe diverged as its learning rate rose.
+    per = F.kl_div(F.log_softmax(logits / temperature, 1), target, reduction="none").sum(1) * temperature
     return reduce(per)
 
 
