@@ -38,8 +38,25 @@ def suspects(folder: Path, n: int) -> list[Path]:
 def whole_check(paths: list[Path], bundle: Path, pubkey: Path, jobs: int) -> float:
     gfaudit = str(Path(sys.executable).parent / "gfaudit")
     start = time.perf_counter()
-    r = subprocess.run([gfaudit, "check", *map(str, paths), "--bundle", str(bundle), "--pubkey", str(pubkey),
-                        "--device", "cpu", "--format", "json", "-q", "--jobs", str(jobs)], capture_output=True)
+    r = subprocess.run(
+        [
+            gfaudit,
+            "check",
+            *map(str, paths),
+            "--bundle",
+            str(bundle),
+            "--pubkey",
+            str(pubkey),
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+            "-q",
+            "--jobs",
+            str(jobs),
+        ],
+        capture_output=True,
+    )
     took = time.perf_counter() - start
     if r.returncode not in (0, 1):
         raise SystemExit(f"check failed ({r.returncode}): {r.stderr.decode()[-500:]}")
@@ -89,15 +106,21 @@ def main() -> None:
             rows.append((n, seq, par, bare))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, Python {platform.python_version()}; "
-          f"bundle {args.bundle.name} (K=100, 200 images per suspect); one run each")
+    print(
+        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, Python {platform.python_version()}; "
+        f"bundle {args.bundle.name} (K=100, 200 images per suspect); one run each"
+    )
     print()
-    print(f"| suspects | --jobs 1: s (suspects/s) | --jobs {args.jobs}: s (suspects/s) | bare onnxruntime inference: s "
-          f"(suspects/s) | parallel / bare |")
+    print(
+        f"| suspects | --jobs 1: s (suspects/s) | --jobs {args.jobs}: s (suspects/s) | bare onnxruntime inference: s "
+        f"(suspects/s) | parallel / bare |"
+    )
     print("|---|---|---|---|---|")
     for n, seq, par, bare in rows:
-        print(f"| {n} | {seq:.2f} ({n / seq:.1f}) | {par:.2f} ({n / par:.1f}) | {bare:.2f} ({n / bare:.1f}) | "
-              f"{par / bare:.2f}x |")
+        print(
+            f"| {n} | {seq:.2f} ({n / seq:.1f}) | {par:.2f} ({n / par:.1f}) | {bare:.2f} ({n / bare:.1f}) | "
+            f"{par / bare:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ SHARED = Path(os.environ.get("GFAUDIT_SHARED", REPO.parent / "shared"))
 VICTIM_PT = SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt"
 SHIPPED = REPO / "fingerprints" / "resnet20-cifar10"
 
-TORCH_CHECK = r'''
+TORCH_CHECK = r"""
 import sys, torch
 from safetensors.torch import load_file
 sys.path.insert(0, sys.argv[3])
@@ -41,7 +41,7 @@ with torch.no_grad():
 y, yp = t["y"], t["y_prime"]
 ard = ((yp != y) & (pxp == yp)).float().mean() - (px != y).float().mean()
 sys.exit(1 if ard >= 0.5 else 0)
-'''
+"""
 
 
 def main() -> None:
@@ -59,14 +59,36 @@ def main() -> None:
         suspect = Path(tempfile.mkdtemp()) / "resnet20.onnx"
         export(load(VICTIM_PT, "resnet20"), suspect)
     gfaudit = str(Path(sys.executable).parent / "gfaudit")
-    rows = [("gfaudit check (onnxruntime, CPU)",
-             median_of([gfaudit, "check", str(suspect), "--bundle", str(args.bundle), "--pubkey", str(args.pubkey),
-                        "--device", "cpu"], args.runs))]
+    rows = [
+        (
+            "gfaudit check (onnxruntime, CPU)",
+            median_of(
+                [
+                    gfaudit,
+                    "check",
+                    str(suspect),
+                    "--bundle",
+                    str(args.bundle),
+                    "--pubkey",
+                    str(args.pubkey),
+                    "--device",
+                    "cpu",
+                ],
+                args.runs,
+            ),
+        )
+    ]
     if VICTIM_PT.is_file():
-        rows.append(("plain PyTorch loop (torch + safetensors)",
-                     median_of([sys.executable, "-c", TORCH_CHECK, str(args.bundle), str(VICTIM_PT), str(REPO)], args.runs)))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"{args.runs} runs each; bundle {args.bundle.name}")
+        rows.append(
+            (
+                "plain PyTorch loop (torch + safetensors)",
+                median_of([sys.executable, "-c", TORCH_CHECK, str(args.bundle), str(VICTIM_PT), str(REPO)], args.runs),
+            )
+        )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"{args.runs} runs each; bundle {args.bundle.name}"
+    )
     print()
     print("| what | median wall (s) | min wall (s) | peak RSS (MB) | exit codes |")
     print("|---|---|---|---|---|")

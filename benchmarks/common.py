@@ -27,8 +27,12 @@ def context_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def executor_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """--executor, --ray-address, --task-cpus and --task-gpus, as `gfaudit train` takes them."""
-    ap.add_argument("--executor", default="local", choices=("local", "ray"),
-                    help="where pool and library models train (ray: one Ray task each; needs gfaudit[ray])")
+    ap.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="where pool and library models train (ray: one Ray task each; needs gfaudit[ray])",
+    )
     ap.add_argument("--ray-address", default=None, help="auto, ray://HOST:10001, or none for a local Ray")
     ap.add_argument("--task-cpus", type=int, default=None, help="CPU threads per model task")
     ap.add_argument("--task-gpus", type=float, default=None, help="GPU share per model task (default 0.25 on cuda)")
@@ -39,8 +43,10 @@ def executor(args, ctx):
     """(executor, per-model resources) for the parsed executor arguments."""
     from gfaudit_trainer import executors
 
-    return (executors.get(args.executor, args.ray_address),
-            executors.default_resources(ctx.device, args.task_cpus, args.task_gpus))
+    return (
+        executors.get(args.executor, args.ray_address),
+        executors.default_resources(ctx.device, args.task_cpus, args.task_gpus),
+    )
 
 
 def load_context(args):
@@ -48,6 +54,7 @@ def load_context(args):
     from gfaudit_trainer import pipeline, presets
 
     preset = presets.get(args.scale)
-    ctx = pipeline.load_context(args.victim, args.arch, args.normalization, str(args.data), preset, args.device,
-                                args.cache, 0)
+    ctx = pipeline.load_context(
+        args.victim, args.arch, args.normalization, str(args.data), preset, args.device, args.cache, 0
+    )
     return preset, ctx

@@ -32,17 +32,20 @@ class Row:
     temperature: float = 1.0
 
 
-ROWS = {r.name: r for r in (
-    Row("scratch-airbench", "airbench", "all"),
-    Row("scratch-airbench-half", "airbench:width=0.5", "all"),
-    Row("scratch-airbench-half-dv", "airbench:width=0.5", "d_v"),
-    Row("scratch-resnet20", "resnet20", "all"),
-    Row("scratch-resnet20-dv", "resnet20", "d_v"),
-    Row("extract-label-airbench", "airbench", "all", query="label"),
-    Row("extract-label-airbench-half-da", "airbench:width=0.5", "d_a", query="label"),
-    Row("extract-prob-airbench-half-da", "airbench:width=0.5", "d_a", query="prob", temperature=2.0),
-    Row("extract-label-resnet20-da", "resnet20", "d_a", query="label"),
-)}
+ROWS = {
+    r.name: r
+    for r in (
+        Row("scratch-airbench", "airbench", "all"),
+        Row("scratch-airbench-half", "airbench:width=0.5", "all"),
+        Row("scratch-airbench-half-dv", "airbench:width=0.5", "d_v"),
+        Row("scratch-resnet20", "resnet20", "all"),
+        Row("scratch-resnet20-dv", "resnet20", "d_v"),
+        Row("extract-label-airbench", "airbench", "all", query="label"),
+        Row("extract-label-airbench-half-da", "airbench:width=0.5", "d_a", query="label"),
+        Row("extract-prob-airbench-half-da", "airbench:width=0.5", "d_a", query="prob", temperature=2.0),
+        Row("extract-label-resnet20-da", "resnet20", "d_a", query="label"),
+    )
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpeg")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "gfaudit" / "fast-recipe")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--pools", type=Path, default=None,
-                    help="Instead of training: tabulate the models a pool build trained with the recipe "
-                         "(their cached .json: accuracy, fidelity, seconds), e.g. ~/.cache/gfaudit/pools/<key>")
+    ap.add_argument(
+        "--pools",
+        type=Path,
+        default=None,
+        help="Instead of training: tabulate the models a pool build trained with the recipe "
+        "(their cached .json: accuracy, fidelity, seconds), e.g. ~/.cache/gfaudit/pools/<key>",
+    )
     args = ap.parse_args(argv)
     if args.pools is not None:
         print(pool_table(args.pools))
@@ -92,32 +99,49 @@ def main(argv: list[str] | None = None) -> int:
         fit(model, split.images, split.labels, cfg, device, teacher=victim if row.query else None, desc=name)
         seconds = time.perf_counter() - start
         pred = predict(model, test.images, device)
-        res = {"row": name, "arch": row.arch, "images": len(split), "query": row.query or "true labels",
-               "epochs": args.epochs, "accuracy": float(accuracy(model, test.images, test.labels, device)),
-               "agreement": float((pred == victim_test).float().mean()),
-               "wrong_agreement": float((pred[victim_wrong] == victim_test[victim_wrong]).float().mean()),
-               "minutes": seconds / 60, "threads": torch.get_num_threads(), "device": str(device)}
+        res = {
+            "row": name,
+            "arch": row.arch,
+            "images": len(split),
+            "query": row.query or "true labels",
+            "epochs": args.epochs,
+            "accuracy": float(accuracy(model, test.images, test.labels, device)),
+            "agreement": float((pred == victim_test).float().mean()),
+            "wrong_agreement": float((pred[victim_wrong] == victim_test[victim_wrong]).float().mean()),
+            "minutes": seconds / 60,
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+        }
         out.write_text(json.dumps(res, indent=2))
         results.append(res)
         print(f"{name}: {res['accuracy']:.1%} in {res['minutes']:.1f} min", file=sys.stderr, flush=True)
-    print("| row | arch | train images | targets | epochs | test acc. | agreement with victim | on victim's errors | minutes |")
+    print(
+        "| row | arch | train images | targets | epochs | test acc. | agreement with victim | on victim's errors | minutes |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['row']} | {r['arch']} | {r['images']} | {r['query']} | {r['epochs']} | {r['accuracy']:.1%} | "
-              f"{r['agreement']:.1%} | {r['wrong_agreement']:.1%} | {r['minutes']:.1f} |")
+        print(
+            f"| {r['row']} | {r['arch']} | {r['images']} | {r['query']} | {r['epochs']} | {r['accuracy']:.1%} | "
+            f"{r['agreement']:.1%} | {r['wrong_agreement']:.1%} | {r['minutes']:.1f} |"
+        )
     return 0
 
 
 def pool_table(folder: Path) -> str:
     """The pool models of one build as a markdown table, read from their cached metadata."""
-    lines = ["| model | recipe | targets | train images | epochs | test acc. | agreement with victim | "
-             "on victim's errors | minutes |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | recipe | targets | train images | epochs | test acc. | agreement with victim | "
+        "on victim's errors | minutes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for meta_path in sorted(folder.glob("*.json")):
         m = json.loads(meta_path.read_text())
         minutes = f"{m['seconds'] / 60:.1f}" if "seconds" in m else "-"
-        lines.append(f"| {meta_path.stem} | {m.get('recipe', 'classic')} | {m.get('query', '?')} | {m.get('train_images')} | "
-                     f"{m.get('epochs')} | {m['accuracy']:.1%} | {m['agreement_with_victim']:.1%} | "
-                     f"{m.get('agreement_on_victim_errors', float('nan')):.1%} | {minutes} |")
+        lines.append(
+            f"| {meta_path.stem} | {m.get('recipe', 'classic')} | {m.get('query', '?')} | {m.get('train_images')} | "
+            f"{m.get('epochs')} | {m['accuracy']:.1%} | {m['agreement_with_victim']:.1%} | "
+            f"{m.get('agreement_on_victim_errors', float('nan')):.1%} | {minutes} |"
+        )
     return "\n".join(lines)
 
 

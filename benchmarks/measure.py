@@ -24,15 +24,18 @@ print(json.dumps([time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitst
 
 def run_once(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:
     """(seconds, peak RSS in MB, exit code) of one run of ``cmd``."""
-    out = subprocess.run([sys.executable, "-S", "-c", _WRAPPER, json.dumps(cmd)], capture_output=True, text=True,
-                         env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", _WRAPPER, json.dumps(cmd)], capture_output=True, text=True, env=env, check=True
+    )
     seconds, rss, code = json.loads(out.stdout)
     return seconds, rss, code
 
 
 def median_of(cmd: list[str], runs: int = 5, env: dict | None = None) -> dict:
     results = [run_once(cmd, env) for _ in range(runs)]
-    return {"median_s": round(statistics.median(r[0] for r in results), 3),
-            "min_s": round(min(r[0] for r in results), 3),
-            "peak_rss_mb": round(max(r[1] for r in results), 1),
-            "exit_codes": sorted({r[2] for r in results})}
+    return {
+        "median_s": round(statistics.median(r[0] for r in results), 3),
+        "min_s": round(min(r[0] for r in results), 3),
+        "peak_rss_mb": round(max(r[1] for r in results), 1),
+        "exit_codes": sorted({r[2] for r in results}),
+    }

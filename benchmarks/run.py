@@ -24,12 +24,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import REPO, context_arguments, executor, executor_arguments, load_context  # noqa: E402
 from measure import median_of  # noqa: E402
 
-ABLATIONS = {"eta=0": {"eta": 0.0}, "alpha=0": {"alpha": 0.0}, "beta=0": {"beta": 0.0}, "gamma=0": {"gamma": 0.0},
-             "pool=1": {"_train_models": 1},
-             # The input-specific measures off (L_div, the cosine spread and the per-target cap): what
-             # they do to transfer onto the calibration negatives and the library's unrelated models.
-             "universal": {"diversity": 0.0, "max_cosine": 1.0, "target_cap": 0.0}}
-PAPER = {"ganfinger": {"aruc": 0.847, "gen_s": 49}, "ipguard": {"gen_s": 163}, "metafinger": {"aruc": 0.672, "gen_s": 322}}
+ABLATIONS = {
+    "eta=0": {"eta": 0.0},
+    "alpha=0": {"alpha": 0.0},
+    "beta=0": {"beta": 0.0},
+    "gamma=0": {"gamma": 0.0},
+    "pool=1": {"_train_models": 1},
+    # The input-specific measures off (L_div, the cosine spread and the per-target cap): what
+    # they do to transfer onto the calibration negatives and the library's unrelated models.
+    "universal": {"diversity": 0.0, "max_cosine": 1.0, "target_cap": 0.0},
+}
+PAPER = {
+    "ganfinger": {"aruc": 0.847, "gen_s": 49},
+    "ipguard": {"gen_s": 163},
+    "metafinger": {"aruc": 0.672, "gen_s": 322},
+}
 
 
 def log(msg: str) -> None:
@@ -56,8 +65,9 @@ def _bundle(method: str, out: Path, ctx, pools, preset, run_dir, pool_seconds, k
             use = pools_mod.Pools([m for m in pools.models if m.split != "train" or m.index < n])
         log(f"generating {method} {overrides or ''}")
         result = pipeline.select_and_calibrate(ctx, use, p, method)
-        prov = pipeline.bundle_provenance(ctx, p, use, pool_seconds, result, tool="benchmarks/run.py",
-                                          overrides=dict(overrides or {}))
+        prov = pipeline.bundle_provenance(
+            ctx, p, use, pool_seconds, result, tool="benchmarks/run.py", overrides=dict(overrides or {})
+        )
         pipeline.sign(ctx, run_dir, result, prov, key, out)
     return out
 
@@ -116,8 +126,12 @@ def main() -> None:
     from gfaudit_trainer.methods import METHODS  # the registry: every method the trainer makes
 
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--generate-only", action="store_true", help="make the bundles (cached), skip library and evaluation")
-    ap.add_argument("--ablations", default=",".join(ABLATIONS), help="comma-separated subset of: " + ", ".join(ABLATIONS))
+    ap.add_argument(
+        "--generate-only", action="store_true", help="make the bundles (cached), skip library and evaluation"
+    )
+    ap.add_argument(
+        "--ablations", default=",".join(ABLATIONS), help="comma-separated subset of: " + ", ".join(ABLATIONS)
+    )
     args = ap.parse_args()
 
     from gfaudit import evaluate as evaluate_mod
@@ -147,7 +161,9 @@ def main() -> None:
 
     results, evals = {}, {}
     for method in args.methods.split(","):
-        path = _bundle(method, work / "bundles" / f"{method}.safetensors", ctx, pools, preset, run_dir, pool_seconds, key)
+        path = _bundle(
+            method, work / "bundles" / f"{method}.safetensors", ctx, pools, preset, run_dir, pool_seconds, key
+        )
         b, doc = _evaluate(path, pub, library)
         results[method] = (b, doc)
         evals[method] = doc
@@ -161,13 +177,38 @@ def main() -> None:
 
     gfaudit = str(Path(sys.executable).parent / "gfaudit")
     suspect = pipeline.victim_onnx(ctx, run_dir)
-    check_time = median_of([gfaudit, "check", str(suspect), "--bundle", str(work / "bundles" / "ganfinger.safetensors"),
-                            "--pubkey", str(work / "owner.pub"), "--device", "cpu"], runs=5)
+    check_time = median_of(
+        [
+            gfaudit,
+            "check",
+            str(suspect),
+            "--bundle",
+            str(work / "bundles" / "ganfinger.safetensors"),
+            "--pubkey",
+            str(work / "owner.pub"),
+            "--device",
+            "cpu",
+        ],
+        runs=5,
+    )
     figure = args.out.with_name("benchmark-curves.png")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _curves_figure(evals, figure)
-    text = render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure,
-                  time.perf_counter() - started, fid, errs)
+    text = render(
+        args,
+        ctx,
+        preset,
+        pools,
+        pool_seconds,
+        lib_doc,
+        results,
+        ablation,
+        check_time,
+        figure,
+        time.perf_counter() - started,
+        fid,
+        errs,
+    )
     tmp = args.out.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, args.out)
@@ -185,7 +226,9 @@ def _mean_fidelity(lib_doc, fid, family: str) -> str:
     return f"{sum(vals) / len(vals):.1%}" if vals else "-"
 
 
-def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure, total, fid, errs) -> str:
+def render(
+    args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure, total, fid, errs
+) -> str:
     g_time = _gen_seconds(results["ganfinger"][0]) if "ganfinger" in results else None
     pirated = sum(m["label"] == "pirated" for m in lib_doc["models"])
     lines = [
@@ -197,15 +240,17 @@ def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, c
         "",
         f"- Victim: `{Path(args.victim).name}` ({args.arch}), test accuracy {ctx.victim_accuracy:.1%} on the "
         f"{len(ctx.test)} JPEG test images.",
-        f"- Pools (preset `{preset.name}`): " + ", ".join(f"{m['role']}/{m['split']} {m['arch']} {m['accuracy']:.1%}"
-                                                          for m in pools.summary()) + ".",
+        f"- Pools (preset `{preset.name}`): "
+        + ", ".join(f"{m['role']}/{m['split']} {m['arch']} {m['accuracy']:.1%}" for m in pools.summary())
+        + ".",
         f"- Library: {pirated} pirated and {len(lib_doc['models']) - pirated} unrelated suspects, trained on D_a "
         f"({len(ctx.d_a)} images no pool model saw); per-model table in the appendix.",
         f"- Fidelity (test images labelled like the victim): label-extraction students "
         f"{_mean_fidelity(lib_doc, fid, 'extract-label')}, probability-extraction students "
         f"{_mean_fidelity(lib_doc, fid, 'extract-prob')}, unrelated models {_mean_fidelity(lib_doc, fid, 'unrelated')} "
-        f"on average; pool models: " + ", ".join(f"{m['role']}/{m['split']} {m['arch']} {m['agreement_with_victim']:.1%}"
-                                                  for m in pools.summary()) + ".",
+        f"on average; pool models: "
+        + ", ".join(f"{m['role']}/{m['split']} {m['arch']} {m['agreement_with_victim']:.1%}" for m in pools.summary())
+        + ".",
         "",
         "## Separation (same library for every method)",
         "",
@@ -214,12 +259,19 @@ def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, c
     ]
     for method, (b, doc) in results.items():
         st = doc["signed_threshold"]
-        lines.append(f"| {method} | {b.manifest.rule} | {b.k} | {doc['aruc']:.3f} | {doc['roc_auc']:.3f} | "
-                     f"{doc['tpr_at_fpr']['0.0']:.3f} | {doc['tpr_at_fpr']['0.01']:.3f} | {b.manifest.threshold} | "
-                     f"{st['pirated_flagged']}/{st['pirated']} | {st['unrelated_flagged']}/{st['unrelated']} |")
+        lines.append(
+            f"| {method} | {b.manifest.rule} | {b.k} | {doc['aruc']:.3f} | {doc['roc_auc']:.3f} | "
+            f"{doc['tpr_at_fpr']['0.0']:.3f} | {doc['tpr_at_fpr']['0.01']:.3f} | {b.manifest.threshold} | "
+            f"{st['pirated_flagged']}/{st['pirated']} | {st['unrelated_flagged']}/{st['unrelated']} |"
+        )
     families = sorted({(f["label"], f["family"]) for _, d in results.values() for f in d["families"]})
-    lines += ["", "## Mean score per attack family (ARD for GanFinger, label matching rate for the baselines)", "",
-              "| label | family | " + " | ".join(results) + " |", "|---|---|" + "---|" * len(results)]
+    lines += [
+        "",
+        "## Mean score per attack family (ARD for GanFinger, label matching rate for the baselines)",
+        "",
+        "| label | family | " + " | ".join(results) + " |",
+        "|---|---|" + "---|" * len(results),
+    ]
     for label, fam in families:
         cells = []
         for _, d in results.values():
@@ -230,39 +282,67 @@ def render(args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, c
     for method, (b, _) in results.items():
         s = _gen_seconds(b)
         lines.append(f"| {method} | {s:.1f} | {s / g_time:.2f} |" if g_time else f"| {method} | {s:.1f} | - |")
-    lines += ["", f"Pool building is shared by all methods and excluded above, as in the paper. The run that made the "
-                  f"GanFinger bundle spent {results['ganfinger'][0].manifest.raw['provenance']['timings_s']['pool_building']:.0f} s "
-                  f"on it (loading cached models takes seconds; a cold start is in docs/benchmark-notes.md).",
-              f"`gfaudit check` of the victim ONNX against the GanFinger bundle, whole process: median "
-              f"{check_time['median_s']} s over 5 runs, peak RSS {check_time['peak_rss_mb']} MB."]
+    lines += [
+        "",
+        f"Pool building is shared by all methods and excluded above, as in the paper. The run that made the "
+        f"GanFinger bundle spent {results['ganfinger'][0].manifest.raw['provenance']['timings_s']['pool_building']:.0f} s "
+        f"on it (loading cached models takes seconds; a cold start is in docs/benchmark-notes.md).",
+        f"`gfaudit check` of the victim ONNX against the GanFinger bundle, whole process: median "
+        f"{check_time['median_s']} s over 5 runs, peak RSS {check_time['peak_rss_mb']} MB.",
+    ]
     if ablation:
-        lines += ["", "## Ablation (GanFinger, same pools and library)", "", "| variant | ARUC | ROC-AUC | K |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Ablation (GanFinger, same pools and library)",
+            "",
+            "| variant | ARUC | ROC-AUC | K |",
+            "|---|---|---|---|",
+        ]
         if "ganfinger" in results:
-            lines.append(f"| paper weights (1, 5, 5, 10) | {results['ganfinger'][1]['aruc']:.3f} | "
-                         f"{results['ganfinger'][1]['roc_auc']:.3f} | {results['ganfinger'][0].k} |")
+            lines.append(
+                f"| paper weights (1, 5, 5, 10) | {results['ganfinger'][1]['aruc']:.3f} | "
+                f"{results['ganfinger'][1]['roc_auc']:.3f} | {results['ganfinger'][0].k} |"
+            )
         for name, result in ablation.items():
             if result is None:
                 lines.append(f"| {name} | no pair passed selection | - | 0 |")
             else:
                 b, doc = result
                 lines.append(f"| {name} | {doc['aruc']:.3f} | {doc['roc_auc']:.3f} | {b.k} |")
-    lines += ["", "## Beside the paper", "",
-              "The paper reports GanFinger ARUC 0.847 and MetaFinger 0.672, and generation times of 49 s (GanFinger), "
-              "163 s (IPGuard) and 322 s (MetaFinger) on their GPU, with 186 library models and pools of 20 + 10 models "
-              "per pool over five architectures. See docs/benchmark-notes.md for where and why these numbers differ.",
-              "", f"![curves]({figure.name})", "", "## Appendix: every suspect", ""]
+    lines += [
+        "",
+        "## Beside the paper",
+        "",
+        "The paper reports GanFinger ARUC 0.847 and MetaFinger 0.672, and generation times of 49 s (GanFinger), "
+        "163 s (IPGuard) and 322 s (MetaFinger) on their GPU, with 186 library models and pools of 20 + 10 models "
+        "per pool over five architectures. See docs/benchmark-notes.md for where and why these numbers differ.",
+        "",
+        f"![curves]({figure.name})",
+        "",
+        "## Appendix: every suspect",
+        "",
+    ]
     first = next(iter(results.values()))[1]
-    lines += ["Fidelity: test images labelled like the victim. On its errors: the share of the victim's own "
-              f"mistakes on the test split ({int((ctx.victim_accuracy < 1) * round((1 - ctx.victim_accuracy) * len(ctx.test)))} "
-              "images) that the suspect repeats; an extraction student can inherit them, an independent model "
-              "repeats them only by chance.", "",
-              "| model | label | family | accuracy | fidelity | on victim's errors | " + " | ".join(results) + " |",
-              "|---|---|---|---|---|---|" + "---|" * len(results)]
+    lines += [
+        "Fidelity: test images labelled like the victim. On its errors: the share of the victim's own "
+        f"mistakes on the test split ({int((ctx.victim_accuracy < 1) * round((1 - ctx.victim_accuracy) * len(ctx.test)))} "
+        "images) that the suspect repeats; an extraction student can inherit them, an independent model "
+        "repeats them only by chance.",
+        "",
+        "| model | label | family | accuracy | fidelity | on victim's errors | " + " | ".join(results) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(results),
+    ]
     for i, m in enumerate(first["models"]):
-        cells = [f"{d['models'][i]['score']:.3f}" if d["models"][i]["score"] is not None else "err" for _, d in results.values()]
+        cells = [
+            f"{d['models'][i]['score']:.3f}" if d["models"][i]["score"] is not None else "err"
+            for _, d in results.values()
+        ]
         name = Path(m["path"]).name
-        lines.append(f"| {name} | {m['label']} | {m['family']} | {m['accuracy']:.3f} | {fid[name]:.3f} | {errs[name]:.3f} | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            f"| {name} | {m['label']} | {m['family']} | {m['accuracy']:.3f} | {fid[name]:.3f} | {errs[name]:.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -38,12 +38,16 @@ def follow_matrix(ctx, pools, library, x, x_prime):
 
     rows = {"victim": (predict(ctx.victim, x, ctx.device).numpy(), predict(ctx.victim, x_prime, ctx.device).numpy())}
     for m in pools.models:
-        rows[f"pool:{m.role}:{m.split}{m.index}"] = (predict(m.model, x, ctx.device).numpy(),
-                                                     predict(m.model, x_prime, ctx.device).numpy())
+        rows[f"pool:{m.role}:{m.split}{m.index}"] = (
+            predict(m.model, x, ctx.device).numpy(),
+            predict(m.model, x_prime, ctx.device).numpy(),
+        )
     for m in library:
         c = OnnxClassifier(m.path, device="cpu")
-        rows[f"lib:{m.label}:{m.family}:{m.path.name}"] = (c.labels(x.numpy(), ctx.mean, ctx.std),
-                                                           c.labels(x_prime.numpy(), ctx.mean, ctx.std))
+        rows[f"lib:{m.label}:{m.family}:{m.path.name}"] = (
+            c.labels(x.numpy(), ctx.mean, ctx.std),
+            c.labels(x_prime.numpy(), ctx.mean, ctx.std),
+        )
     return rows
 
 
@@ -78,17 +82,21 @@ def main() -> None:
         "library unrelated models": [k for k in rows if k.startswith("lib:unrelated")],
     }
     rate = {g: np.mean([follow[k] for k in ks], axis=0) for g, ks in groups.items() if ks}
-    print(f"# Separability at scale {args.scale}: {int(cand.sum())} candidate pairs "
-          f"(victim right on x, flipped on x') of {len(cand)} seeds\n")
+    print(
+        f"# Separability at scale {args.scale}: {int(cand.sum())} candidate pairs "
+        f"(victim right on x, flipped on x') of {len(cand)} seeds\n"
+    )
     print("| models | count | share of candidate x' labelled like the victim |\n|---|---|---|")
     for g, ks in groups.items():
         if ks:
             print(f"| {g} | {len(ks)} | {rate[g][cand].mean():.3f} |")
     s, u = rate.get("library extraction students"), rate.get("library unrelated models")
     if s is not None and u is not None:
-        print(f"\nPair by pair, the follow rates of extraction students and unrelated models correlate at "
-              f"{np.corrcoef(s[cand], u[cand])[0, 1]:.2f}; {int((cand & (s == 1) & (u == 0)).sum())} candidates are "
-              f"followed by every student and by no unrelated model.")
+        print(
+            f"\nPair by pair, the follow rates of extraction students and unrelated models correlate at "
+            f"{np.corrcoef(s[cand], u[cand])[0, 1]:.2f}; {int((cand & (s == 1) & (u == 0)).sum())} candidates are "
+            f"followed by every student and by no unrelated model."
+        )
 
     pirated = [k for k in rows if k.startswith("lib:pirated")]
     unrelated = [k for k in rows if k.startswith("lib:unrelated")]
@@ -96,8 +104,9 @@ def main() -> None:
     votes = selection.vote(ctx.victim, pools, seeds.images, x_prime, ctx.device)
 
     def chosen(neg_follow):
-        return selection.choose(votes, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree,
-                                preset.x_agreement, neg_follow).index.numpy()
+        return selection.choose(
+            votes, seeds.images, x_prime, seeds.labels, preset.k, preset.pos_agree, preset.x_agreement, neg_follow
+        ).index.numpy()
 
     oracle_score = np.mean([follow[k] for k in pirated], 0) - np.mean([follow[k] for k in unrelated], 0)
     oracle = np.argsort(-np.where(cand, oracle_score, -np.inf), kind="stable")[: min(preset.k, int(cand.sum()))]

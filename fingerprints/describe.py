@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-ROLE_NAMES = {("positive", "train"): "positive, GAN", ("positive", "val"): "positive, selection",
-              ("negative", "train"): "negative, GAN", ("negative", "val"): "negative, selection",
-              ("negative", "calib"): "negative, calibration only"}
+ROLE_NAMES = {
+    ("positive", "train"): "positive, GAN",
+    ("positive", "val"): "positive, selection",
+    ("negative", "train"): "negative, GAN",
+    ("negative", "val"): "negative, selection",
+    ("negative", "calib"): "negative, calibration only",
+}
 
 
 def _pct(v) -> str:
@@ -28,41 +32,69 @@ def describe(manifest: dict) -> str:
     null = scoring.get("null_model")
     div = prov.get("fingerprint_diversity", {})
     sel = prov.get("selection", {})
-    lines = ["| | value |", "|---|---|",
-             f"| victim test accuracy (10,000 JPEG test images) | {_pct(prov.get('victim_test_accuracy'))} |",
-             f"| pairs | K = {manifest['k']} |",
-             f"| threshold | ARD >= {scoring['threshold']} ({cal.get('method', 'see provenance')}) |"]
+    lines = [
+        "| | value |",
+        "|---|---|",
+        f"| victim test accuracy (10,000 JPEG test images) | {_pct(prov.get('victim_test_accuracy'))} |",
+        f"| pairs | K = {manifest['k']} |",
+        f"| threshold | ARD >= {scoring['threshold']} ({cal.get('method', 'see provenance')}) |",
+    ]
     if null:
-        lines.append(f"| null model | an independent model hits a pair with probability <= {null['hit_rate']} "
-                     f"(Clopper-Pearson bound over the calibration negatives); the threshold aims at a "
-                     f"false-accusation rate of {null['false_accusation_rate']} |")
-    lines += [f"| perturbation | L-inf {pert['linf_max']:.3f}, mean L2 {pert['l2_mean']:.2f}, mean PSNR "
-              f"{pert['psnr_mean_db']:.1f} dB |"]
+        lines.append(
+            f"| null model | an independent model hits a pair with probability <= {null['hit_rate']} "
+            f"(Clopper-Pearson bound over the calibration negatives); the threshold aims at a "
+            f"false-accusation rate of {null['false_accusation_rate']} |"
+        )
+    lines += [
+        f"| perturbation | L-inf {pert['linf_max']:.3f}, mean L2 {pert['l2_mean']:.2f}, mean PSNR "
+        f"{pert['psnr_mean_db']:.1f} dB |"
+    ]
     if div:
         per = div.get("pairs_per_target", {})
-        lines.append(f"| input-specific? | mean cosine of x' - x {div.get('cosine_same_target')} within a target "
-                     f"class, {div.get('cosine_other_target')} across; {len(per)} target classes, the largest "
-                     f"holds {_pct(div.get('largest_target_share'))} of the pairs |")
+        lines.append(
+            f"| input-specific? | mean cosine of x' - x {div.get('cosine_same_target')} within a target "
+            f"class, {div.get('cosine_other_target')} across; {len(per)} target classes, the largest "
+            f"holds {_pct(div.get('largest_target_share'))} of the pairs |"
+        )
     if sel:
-        lines.append(f"| selection | {sel.get('candidates')} candidates, {sel.get('victim_correct_and_flipped')} "
-                     f"flipped by x', {sel.get('eligible')} passed the filters, {sel.get('selected')} kept |")
+        lines.append(
+            f"| selection | {sel.get('candidates')} candidates, {sel.get('victim_correct_and_flipped')} "
+            f"flipped by x', {sel.get('eligible')} passed the filters, {sel.get('selected')} kept |"
+        )
     t = prov.get("timings_s", {})
-    lines.append(f"| time (this run) | pools {t.get('pool_building', '-')} s, GAN {t.get('gan_training', '-')} s, "
-                 f"fingerprint generation {t.get('fingerprint_generation', '-')} s, total {t.get('total', '-')} s |")
-    lines += ["", "Pools (test accuracy; fidelity = test images labelled like the victim; on errors = share of the "
-                  "victim's own mistakes repeated):", "",
-              "| role | model | trained on | accuracy | fidelity | on errors |", "|---|---|---|---|---|---|"]
+    lines.append(
+        f"| time (this run) | pools {t.get('pool_building', '-')} s, GAN {t.get('gan_training', '-')} s, "
+        f"fingerprint generation {t.get('fingerprint_generation', '-')} s, total {t.get('total', '-')} s |"
+    )
+    lines += [
+        "",
+        "Pools (test accuracy; fidelity = test images labelled like the victim; on errors = share of the "
+        "victim's own mistakes repeated):",
+        "",
+        "| role | model | trained on | accuracy | fidelity | on errors |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in prov.get("pools", []):
-        how = m.get("source") or (f"{m.get('train_images', '?')} images, {m.get('query', '?')} targets, "
-                                  f"{m.get('recipe', '?')} recipe, {m.get('epochs', '?')} epochs")
-        lines.append(f"| {ROLE_NAMES.get((m['role'], m['split']), m['role'] + '/' + m['split'])} | {m['arch']} | {how} | "
-                     f"{_pct(m['accuracy'])} | {_pct(m['agreement_with_victim'])} | "
-                     f"{_pct(m.get('agreement_on_victim_errors'))} |")
+        how = m.get("source") or (
+            f"{m.get('train_images', '?')} images, {m.get('query', '?')} targets, "
+            f"{m.get('recipe', '?')} recipe, {m.get('epochs', '?')} epochs"
+        )
+        lines.append(
+            f"| {ROLE_NAMES.get((m['role'], m['split']), m['role'] + '/' + m['split'])} | {m['arch']} | {how} | "
+            f"{_pct(m['accuracy'])} | {_pct(m['agreement_with_victim'])} | "
+            f"{_pct(m.get('agreement_on_victim_errors'))} |"
+        )
     scores = prov.get("validation_scores", {})
     if scores:
-        lines += ["", "Scores of the pool models on the signed pairs (ARD; selection filtered on the "
-                      "selection negatives, so theirs are near 0 by construction; the calibration "
-                      "negatives set the threshold):", "", "| role | model | ARD | hits of K |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Scores of the pool models on the signed pairs (ARD; selection filtered on the "
+            "selection negatives, so theirs are near 0 by construction; the calibration "
+            "negatives set the threshold):",
+            "",
+            "| role | model | ARD | hits of K |",
+            "|---|---|---|---|",
+        ]
         for role, rows in scores.items():
             for r in rows:
                 lines.append(f"| {role} | {r['arch']} | {r['ard']:.2f} | {r.get('hits', '-')} |")

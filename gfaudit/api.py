@@ -21,9 +21,23 @@ from .check import CheckResult, SuspectResult
 from .errors import AuthenticityError, GfauditError, IntegrityError, SuspectError, UsageError
 
 __all__ = [
-    "Authenticity", "Bundle", "CheckResult", "SuspectResult", "GfauditError", "UsageError", "IntegrityError",
-    "AuthenticityError", "SuspectError", "PublicKey", "Device", "Expect",
-    "load_bundle", "verify_authenticity", "check_models", "evaluate_library", "render",
+    "Authenticity",
+    "Bundle",
+    "CheckResult",
+    "SuspectResult",
+    "GfauditError",
+    "UsageError",
+    "IntegrityError",
+    "AuthenticityError",
+    "SuspectError",
+    "PublicKey",
+    "Device",
+    "Expect",
+    "load_bundle",
+    "verify_authenticity",
+    "check_models",
+    "evaluate_library",
+    "render",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]  # noqa: UP007 (a run-time alias: `str | "..."` cannot be evaluated)
@@ -57,8 +71,9 @@ def load_bundle(path: PathLike, pubkey: PublicKey = None) -> Bundle:
     return load(Path(path), _public_key(pubkey))
 
 
-def verify_authenticity(bundle: Bundle, victim: PathLike, device: Device = "auto", *,
-                        require: bool = False) -> Authenticity:
+def verify_authenticity(
+    bundle: Bundle, victim: PathLike, device: Device = "auto", *, require: bool = False
+) -> Authenticity:
     """The arbiter's check: run the victim's ONNX on the pairs and compare with the signed labels and
     perturbation statistics. ``result.ok`` says whether they match; with ``require=True`` a mismatch
     raises ``AuthenticityError`` instead."""
@@ -68,8 +83,9 @@ def verify_authenticity(bundle: Bundle, victim: PathLike, device: Device = "auto
     return result
 
 
-def check_models(bundle: Bundle, models: Iterable[PathLike], device: Device = "auto",
-                 expect: Expect | None = None) -> CheckResult:
+def check_models(
+    bundle: Bundle, models: Iterable[PathLike], device: Device = "auto", expect: Expect | None = None
+) -> CheckResult:
     """Score each suspect ONNX model (a folder stands for its ``*.onnx`` files, sorted) label-only.
 
     Returns a ``CheckResult``: one ``SuspectResult`` per model (verdict ``derived``, ``not-derived``

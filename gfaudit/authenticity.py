@@ -28,8 +28,12 @@ class Authenticity:
 
     @property
     def ok(self) -> bool:
-        return self.y_agree == self.k and self.y_prime_agree == self.k and self.y_prime_differs == self.k \
+        return (
+            self.y_agree == self.k
+            and self.y_prime_agree == self.k
+            and self.y_prime_differs == self.k
             and not self.perturbation_mismatch
+        )
 
     def to_json(self) -> dict:
         return {**self.__dict__, "ok": self.ok}
@@ -46,8 +50,11 @@ def verify(bundle: Bundle, victim_onnx: str, device: str = "auto") -> Authentici
         y_agree=int((pred_x == bundle.y).sum()),
         y_prime_agree=int((pred_xp == bundle.y_prime).sum()),
         y_prime_differs=int((bundle.y_prime != bundle.y).sum()),
-        victim_sha256_matches=file_sha256(victim_onnx) == bundle.manifest.raw.get("provenance", {}).get("victim_sha256"),
-        perturbation_mismatch=matches(statistics(bundle.x, bundle.x_prime), claimed if isinstance(claimed, dict) else {}),
+        victim_sha256_matches=file_sha256(victim_onnx)
+        == bundle.manifest.raw.get("provenance", {}).get("victim_sha256"),
+        perturbation_mismatch=matches(
+            statistics(bundle.x, bundle.x_prime), claimed if isinstance(claimed, dict) else {}
+        ),
     )
     return result
 

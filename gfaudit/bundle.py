@@ -22,8 +22,21 @@ from .errors import IntegrityError, UsageError
 from .perturbation import statistics
 from .safe_read import MAX_SIG_BYTES, max_bundle_bytes, read_regular
 
-__all__ = ["SAFETENSORS_METADATA", "SIG_SUFFIX", "Bundle", "build_manifest", "load", "parse_payload", "read_data",
-           "read_envelope", "sig_path", "tensor_entry", "verify_statement", "write", "write_signed"]
+__all__ = [
+    "SAFETENSORS_METADATA",
+    "SIG_SUFFIX",
+    "Bundle",
+    "build_manifest",
+    "load",
+    "parse_payload",
+    "read_data",
+    "read_envelope",
+    "sig_path",
+    "tensor_entry",
+    "verify_statement",
+    "write",
+    "write_signed",
+]
 
 SIG_SUFFIX = ".sig"
 SAFETENSORS_METADATA = {"format": "gfaudit-bundle-v1"}
@@ -80,10 +93,22 @@ def _validate_arrays(x, x_prime, y, y_prime, num_classes: int) -> None:
             raise UsageError("labels out of range for the number of classes")
 
 
-def build_manifest(pairs: dict[str, np.ndarray], *, method: str, rule: str, threshold: float | str,
-                   input_spec: mf.InputSpec, provenance: dict, null_model: mf.NullModel | None = None) -> dict:
+def build_manifest(
+    pairs: dict[str, np.ndarray],
+    *,
+    method: str,
+    rule: str,
+    threshold: float | str,
+    input_spec: mf.InputSpec,
+    provenance: dict,
+    null_model: mf.NullModel | None = None,
+) -> dict:
     """The manifest for ``pairs`` (x, x_prime, y, y_prime): what gets signed."""
-    scoring: dict[str, object] = {"rule": rule, "threshold": mf.decimal_string(threshold), "verdict": "derived if score >= threshold"}
+    scoring: dict[str, object] = {
+        "rule": rule,
+        "threshold": mf.decimal_string(threshold),
+        "verdict": "derived if score >= threshold",
+    }
     if null_model is not None:
         scoring["null_model"] = null_model.to_json()
     return {
@@ -98,20 +123,40 @@ def build_manifest(pairs: dict[str, np.ndarray], *, method: str, rule: str, thre
     }
 
 
-def write(path: str | os.PathLike, pairs: dict[str, np.ndarray], *, method: str, rule: str, threshold: float | str,
-          input_spec: mf.InputSpec, provenance: dict, key: Ed25519PrivateKey,
-          null_model: mf.NullModel | None = None) -> Path:
+def write(
+    path: str | os.PathLike,
+    pairs: dict[str, np.ndarray],
+    *,
+    method: str,
+    rule: str,
+    threshold: float | str,
+    input_spec: mf.InputSpec,
+    provenance: dict,
+    key: Ed25519PrivateKey,
+    null_model: mf.NullModel | None = None,
+) -> Path:
     """Serialise, sign and atomically write ``path`` and ``path.sig``; returns the bundle path.
     ``pairs`` holds x and x_prime (uint8 [K,C,H,W]) and y and y_prime (the victim's labels)."""
     from safetensors.numpy import save
 
-    pairs = {"x": np.ascontiguousarray(pairs["x"]), "x_prime": np.ascontiguousarray(pairs["x_prime"]),
-             "y": pairs["y"].astype(np.int64), "y_prime": pairs["y_prime"].astype(np.int64)}
+    pairs = {
+        "x": np.ascontiguousarray(pairs["x"]),
+        "x_prime": np.ascontiguousarray(pairs["x_prime"]),
+        "y": pairs["y"].astype(np.int64),
+        "y_prime": pairs["y_prime"].astype(np.int64),
+    }
     _validate_arrays(pairs["x"], pairs["x_prime"], pairs["y"], pairs["y_prime"], input_spec.num_classes)
     if rule not in mf.SCORING_RULES:
         raise UsageError(f"unknown scoring rule {rule!r}")
-    manifest = build_manifest(pairs, method=method, rule=rule, threshold=threshold, input_spec=input_spec,
-                              provenance=provenance, null_model=null_model)
+    manifest = build_manifest(
+        pairs,
+        method=method,
+        rule=rule,
+        threshold=threshold,
+        input_spec=input_spec,
+        provenance=provenance,
+        null_model=null_model,
+    )
     mf.parse(manifest)  # what we sign must be what we can read back
     data = save(pairs, metadata=SAFETENSORS_METADATA)
     return write_signed(path, data, manifest, key)

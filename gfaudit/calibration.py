@@ -35,8 +35,10 @@ def binomial_tail(n: int, q: float, j: int) -> float:
     if q == 1.0:
         return 1.0
     lq, l1q = math.log(q), math.log1p(-q)
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lq + (n - i) * l1q
-             for i in range(j, n + 1)]
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lq + (n - i) * l1q
+        for i in range(j, n + 1)
+    ]
     top = max(terms)
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 

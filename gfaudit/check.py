@@ -65,14 +65,26 @@ def score_model(model: OnnxClassifier, bundle: Bundle) -> scoring.Score:
 
 def open_model(path: str, bundle: Bundle, device: str) -> OnnxClassifier:
     spec = bundle.manifest.input
-    return OnnxClassifier(path, device=device, channels=spec.channels, height=spec.height,
-                          width=spec.width, num_classes=spec.num_classes)
+    return OnnxClassifier(
+        path, device=device, channels=spec.channels, height=spec.height, width=spec.width, num_classes=spec.num_classes
+    )
 
 
 def job_for(path: str, bundle: Bundle, device: str, threads: int = 0) -> Job:
     spec = bundle.manifest.input
-    return Job(path, bundle.x, bundle.x_prime, spec.mean, spec.std, spec.channels, spec.height, spec.width,
-               spec.num_classes, device, threads)
+    return Job(
+        path,
+        bundle.x,
+        bundle.x_prime,
+        spec.mean,
+        spec.std,
+        spec.channels,
+        spec.height,
+        spec.width,
+        spec.num_classes,
+        device,
+        threads,
+    )
 
 
 def suspect_labels(path: str, bundle: Bundle, device: str, timeout: float | None, threads: int = 0) -> Labels:
@@ -83,8 +95,14 @@ def suspect_labels(path: str, bundle: Bundle, device: str, timeout: float | None
     return run_job(job) if timeout is None else run_isolated(job, timeout)
 
 
-def check_one(path: str, bundle: Bundle, device: str, expect: str | None,
-              timeout: float | None = DEFAULT_TIMEOUT, threads: int = 0) -> tuple[SuspectResult, str | None]:
+def check_one(
+    path: str,
+    bundle: Bundle,
+    device: str,
+    expect: str | None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    threads: int = 0,
+) -> tuple[SuspectResult, str | None]:
     """One suspect's row; any failure of the suspect itself is an ``error`` row, not an exception.
     A missing device (DeviceError) still aborts: it concerns every suspect alike."""
     threshold = bundle.manifest.threshold_float
@@ -95,9 +113,18 @@ def check_one(path: str, bundle: Bundle, device: str, expect: str | None,
     s = scoring.score(bundle.manifest.rule, bundle.y, bundle.y_prime, labels.pred_x, labels.pred_x_prime)
     verdict, code = decide(s.score, threshold, expect)
     ard = s.p_conf - s.p_ori
-    return SuspectResult(path, verdict, code, threshold, round(s.score, 6), round(ard, 6),
-                         round(s.p_ori, 6), round(s.p_conf, 6), round(s.match_rate, 6),
-                         suspect_p_value(bundle, s.score)), labels.provider
+    return SuspectResult(
+        path,
+        verdict,
+        code,
+        threshold,
+        round(s.score, 6),
+        round(ard, 6),
+        round(s.p_ori, 6),
+        round(s.p_conf, 6),
+        round(s.match_rate, 6),
+        suspect_p_value(bundle, s.score),
+    ), labels.provider
 
 
 def suspect_p_value(bundle: Bundle, score: float) -> float | None:
@@ -108,8 +135,15 @@ def suspect_p_value(bundle: Bundle, score: float) -> float | None:
     return float(f"{calibration.p_value(score, bundle.k, float(null.hit_rate)):.3g}")
 
 
-def check(bundle: Bundle, paths: list[str], device: str = "auto", expect: str | None = None,
-          progress=None, timeout: float | None = DEFAULT_TIMEOUT, jobs: int | None = 1) -> CheckResult:
+def check(
+    bundle: Bundle,
+    paths: list[str],
+    device: str = "auto",
+    expect: str | None = None,
+    progress=None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    jobs: int | None = 1,
+) -> CheckResult:
     """Score every suspect; a bad suspect is an error entry, a missing device aborts (DeviceError).
     ``timeout``: seconds per suspect (None: in-process, no limit). ``jobs``: suspects scored at
     once, each in its own worker with the cores divided among them (None: one per CPU); the rows
@@ -120,8 +154,12 @@ def check(bundle: Bundle, paths: list[str], device: str = "auto", expect: str | 
     require_runtime()  # no runtime at all is the run's failure, not one error row per suspect
     jobs = resolve_jobs(jobs)
     threads = intra_op_threads(jobs, len(paths)) if jobs > 1 else 0
-    rows = map_ordered(lambda path: check_one(str(path), bundle, device, expect, timeout, threads), list(paths), jobs,
-                       progress and (lambda i, n, row: progress(i, n, row[0])))
+    rows = map_ordered(
+        lambda path: check_one(str(path), bundle, device, expect, timeout, threads),
+        list(paths),
+        jobs,
+        progress and (lambda i, n, row: progress(i, n, row[0])),
+    )
     result = CheckResult(bundle, None, expect)
     for entry, provider in rows:
         result.suspects.append(entry)

@@ -7,29 +7,45 @@ Exit codes (SPEC): 0 not derived / expectation met, 1 derived (finding), 2 usage
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
-
-import math
 
 import typer
 
 from . import __version__, interrupt, outputs
+
 # The shared CLI layer (app, error mapping, the option enums generated from the tables) lives in
 # cli_common, which cli_train imports too: the two command modules no longer import each other.
 # Names this module does not use are re-exported: gfaudit.cli.app, .info, ... stay importable.
-from .cli_common import (_STATE, QUIET_HELP, Device, Normalization, Rule, _set_quiet, app, bundle_app,  # noqa: F401
-                         cli_errors, err, info, library_app)
+from .cli_common import (  # noqa: F401
+    _STATE,
+    QUIET_HELP,
+    Device,
+    Normalization,
+    Rule,
+    _set_quiet,
+    app,
+    bundle_app,
+    cli_errors,
+    err,
+    info,
+    library_app,
+)
 from .errors import GfauditError, IntegrityError, UsageError
 
-JOBS_HELP = ("Suspects scored at once, each in its own worker process with the cores divided among them "
-             "(default: one per CPU); the report keeps the input order.")
+JOBS_HELP = (
+    "Suspects scored at once, each in its own worker process with the cores divided among them "
+    "(default: one per CPU); the report keeps the input order."
+)
 DEFAULT_TIMEOUT = 120.0  # seconds per suspect (gfaudit.isolation.DEFAULT_TIMEOUT)
-TIMEOUT_HELP = ("Seconds each suspect may take to load and run; past it the suspect's worker is killed and "
-                "the suspect gets an error row (exit 4). Default 120.")
+TIMEOUT_HELP = (
+    "Seconds each suspect may take to load and run; past it the suspect's worker is killed and "
+    "the suspect gets an error row (exit 4). Default 120."
+)
+
 
 class Format(str, Enum):
     """Report formats of ``check`` (gfaudit.formats.COMMANDS["check"])."""
@@ -71,7 +87,7 @@ def main_options(
     _STATE["quiet"] = quiet
 
 
-def _emit(text: str, out: Optional[Path]) -> None:
+def _emit(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -82,7 +98,7 @@ def _emit(text: str, out: Optional[Path]) -> None:
         info(f"wrote {out}")
 
 
-def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
+def _floats(value: str | None, what: str) -> list[float] | None:
     if value is None:
         return None
     try:
@@ -91,7 +107,7 @@ def _floats(value: Optional[str], what: str) -> Optional[list[float]]:
         raise UsageError(f"{what} must be comma-separated numbers, e.g. 0.5,0.5,0.5") from None
 
 
-def _load_verified(bundle_path: Path, pubkey: Optional[str], writes: tuple = (), inputs: tuple = ()):
+def _load_verified(bundle_path: Path, pubkey: str | None, writes: tuple = (), inputs: tuple = ()):
     """Resolve the public key, refuse bad ``writes`` (before any work), then verify and load the bundle."""
     from . import bundle as bundle_io
     from .keys import resolve_public
@@ -101,7 +117,7 @@ def _load_verified(bundle_path: Path, pubkey: Optional[str], writes: tuple = (),
     return bundle_io.load(bundle_path, key), source
 
 
-def _guard_reports(writes: tuple, bundle_path: Path, pubkey: Optional[str], inputs) -> None:
+def _guard_reports(writes: tuple, bundle_path: Path, pubkey: str | None, inputs) -> None:
     """Refuse bad report paths before anything else, even before the key is resolved: a run that
     fails later writes failure reports into these files, so they must be safe to write first."""
     from . import bundle as bundle_io
@@ -110,12 +126,12 @@ def _guard_reports(writes: tuple, bundle_path: Path, pubkey: Optional[str], inpu
     outputs.guard(writes, [bundle_path, bundle_io.sig_path(bundle_path), *keys, *inputs])
 
 
-def _key_file(source: Optional[str]) -> Optional[str]:
+def _key_file(source: str | None) -> str | None:
     """The public key's file (an input of the run), unless it came as PEM text in the environment."""
     return None if not source or source.startswith("$") else source
 
 
-def _threshold(value: Optional[float]) -> Optional[float]:
+def _threshold(value: float | None) -> float | None:
     if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise UsageError(f"--threshold {value!r}: must be a finite number between 0 and 1")
     return value
@@ -127,7 +143,7 @@ def _timeout(value: float) -> float:
     return value
 
 
-def _jobs(value: Optional[int]) -> Optional[int]:
+def _jobs(value: int | None) -> int | None:
     if value is not None and value < 1:
         raise UsageError(f"--jobs {value}: must be at least 1")
     return value
@@ -145,7 +161,9 @@ def _load_npy(path: Path):
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise UsageError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+        raise UsageError(
+            f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+        ) from None
 
 
 # ---------------------------------------------------------------- keys and bundles
@@ -163,8 +181,13 @@ def keygen(
     key_file, pub_file = out / "owner.key", out / "owner.pub"
     if not force and (os.path.lexists(key_file) or os.path.lexists(pub_file)):
         raise UsageError(f"{key_file} or {pub_file} already exists; pass --force to replace them")
-    outputs.guard([outputs.folder(out, "key folder"), outputs.file(key_file, "private key", may_replace_key=force),
-                   outputs.file(pub_file, "public key")])
+    outputs.guard(
+        [
+            outputs.folder(out, "key folder"),
+            outputs.file(key_file, "private key", may_replace_key=force),
+            outputs.file(pub_file, "public key"),
+        ]
+    )
     key_path, pub_path = generate(out, force=force)
     info(f"wrote {key_path} (private: keep it out of any repository) and {pub_path}")
 
@@ -177,13 +200,19 @@ def bundle_create(
     victim: Path = typer.Option(..., "--victim", help="The victim as ONNX; it labels every pair."),
     key: Path = typer.Option(..., "--key", help="Owner's private key (owner.key)."),
     out: Path = typer.Option(..., "-o", "--out", help="Bundle to write (NAME.safetensors, plus NAME.safetensors.sig)."),
-    normalization: Normalization = typer.Option(Normalization.imagenet, help="Mean/std the victim expects on [0,1] pixels (the same default as train)."),
-    mean: Optional[str] = typer.Option(None, help="Explicit per-channel mean, comma-separated (overrides --normalization)."),
-    std: Optional[str] = typer.Option(None, help="Explicit per-channel std, comma-separated."),
+    normalization: Normalization = typer.Option(
+        Normalization.imagenet, help="Mean/std the victim expects on [0,1] pixels (the same default as train)."
+    ),
+    mean: str | None = typer.Option(
+        None, help="Explicit per-channel mean, comma-separated (overrides --normalization)."
+    ),
+    std: str | None = typer.Option(None, help="Explicit per-channel std, comma-separated."),
     threshold: float = typer.Option(0.5, help="Decision threshold on the score (derived if score >= threshold)."),
     method: str = typer.Option("ganfinger", help="Method that made the pairs (ganfinger, ipguard, conferae, ...)."),
-    rule: Optional[Rule] = typer.Option(None, help="Scoring rule (default: the method's, gfaudit.methods: ard for ganfinger)."),
-    class_names: Optional[str] = typer.Option(None, help="Comma-separated class names."),
+    rule: Rule | None = typer.Option(
+        None, help="Scoring rule (default: the method's, gfaudit.methods: ard for ganfinger)."
+    ),
+    class_names: str | None = typer.Option(None, help="Comma-separated class names."),
     device: Device = typer.Option(Device.auto, help="Where the victim runs."),
 ):
     """Pack fingerprint pairs made by any method into a signed bundle labelled by the victim."""
@@ -193,14 +222,26 @@ def bundle_create(
     from .normalization import resolve
 
     _threshold(threshold)
-    outputs.guard([outputs.file(out, "bundle"), outputs.file(sig_path(out), "signature file")],
-                  [x, x_prime, victim, key])
+    outputs.guard(
+        [outputs.file(out, "bundle"), outputs.file(sig_path(out), "signature file")], [x, x_prime, victim, key]
+    )
     m, s = resolve(normalization.value, _floats(mean, "--mean"), _floats(std, "--std"))
     arrays = [_load_npy(p) for p in (x, x_prime)]
     names = [n.strip() for n in class_names.split(",")] if class_names else None
-    created = create(out, x=arrays[0], x_prime=arrays[1], victim_onnx=victim, mean=m, std=s,
-                     key=load_private(key), method=method, rule=rule.value if rule else None, threshold=threshold,
-                     class_names=names, device=device.value)
+    created = create(
+        out,
+        x=arrays[0],
+        x_prime=arrays[1],
+        victim_onnx=victim,
+        mean=m,
+        std=s,
+        key=load_private(key),
+        method=method,
+        rule=rule.value if rule else None,
+        threshold=threshold,
+        class_names=names,
+        device=device.value,
+    )
     if created.dropped:
         info(f"warning: dropped {created.dropped} pair(s) whose x' the victim labels like x")
     info(f"wrote {created.path} and {created.path}.sig with {created.kept} pair(s)")
@@ -211,9 +252,11 @@ def bundle_create(
 def sign(
     bundle: Path = typer.Argument(..., help="Bundle to re-sign (NAME.safetensors)."),
     key: Path = typer.Option(..., "--key", help="Private key that signs the new envelope."),
-    pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Key the current signature must verify with."),
-    unverified: bool = typer.Option(False, "--unverified", help="Re-sign without verifying the current signature (you vouch for the contents)."),
-    threshold: Optional[float] = typer.Option(None, help="Replace the signed threshold."),
+    pubkey: str | None = typer.Option(None, "--pubkey", help="Key the current signature must verify with."),
+    unverified: bool = typer.Option(
+        False, "--unverified", help="Re-sign without verifying the current signature (you vouch for the contents)."
+    ),
+    threshold: float | None = typer.Option(None, help="Replace the signed threshold."),
 ):
     """Re-sign a bundle (key rotation, new threshold). The tensors are re-hashed from the file."""
     from . import bundle as bundle_io, manifest as mf
@@ -237,7 +280,9 @@ def sign(
     try:
         tensors = st_load(data)
     except (SafetensorError, ValueError, TypeError) as exc:
-        raise IntegrityError(f"{bundle}: not a readable safetensors file ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+        raise IntegrityError(
+            f"{bundle}: not a readable safetensors file ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+        ) from None
     missing = [n for n in mf.REQUIRED_TENSORS if n not in tensors]
     if missing:
         raise IntegrityError(f"{bundle}: tensor(s) {', '.join(missing)} missing")
@@ -275,8 +320,10 @@ def _peek_predicate(bundle: Path) -> dict:
 @cli_errors
 def inspect(
     bundle: Path = typer.Argument(..., help="Bundle (NAME.safetensors)."),
-    pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Verify with this public key first."),
-    unverified: bool = typer.Option(False, "--unverified", help="Show the manifest without verifying it (marked UNVERIFIED)."),
+    pubkey: str | None = typer.Option(None, "--pubkey", help="Verify with this public key first."),
+    unverified: bool = typer.Option(
+        False, "--unverified", help="Show the manifest without verifying it (marked UNVERIFIED)."
+    ),
     fmt: InfoFormat = typer.Option(InfoFormat.text, "--format", help="text or json."),
 ):
     """Show a bundle's manifest: method, threshold, input spec, provenance, perturbation."""
@@ -305,8 +352,10 @@ def _flatten(obj, prefix: str = "") -> list[str]:
 @cli_errors
 def verify(
     bundle: Path = typer.Argument(..., help="Bundle (NAME.safetensors)."),
-    pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY, or config)."),
-    victim: Optional[Path] = typer.Option(None, "--victim", help="Victim ONNX: also check the fingerprints are authentic."),
+    pubkey: str | None = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY, or config)."),
+    victim: Path | None = typer.Option(
+        None, "--victim", help="Victim ONNX: also check the fingerprints are authentic."
+    ),
     device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="Where the victim runs."),
     fmt: InfoFormat = typer.Option(InfoFormat.text, "--format", help="text or json."),
 ):
@@ -322,10 +371,12 @@ def verify(
     if fmt is InfoFormat.text:
         text = f"signature ok ({source}); integrity ok: {b.k} pairs, method {b.manifest.method}, threshold {b.manifest.threshold}\n"
         if result is not None:
-            text += (f"authenticity {'ok' if result.ok else 'FAILED'}: victim gives stored y on {result.y_agree}/{b.k}, "
-                     f"stored y' on {result.y_prime_agree}/{b.k}; perturbation statistics "
-                     f"{'match' if not result.perturbation_mismatch else 'differ: ' + ', '.join(result.perturbation_mismatch)}; "
-                     f"victim sha256 {'matches' if result.victim_sha256_matches else 'differs from'} provenance\n")
+            text += (
+                f"authenticity {'ok' if result.ok else 'FAILED'}: victim gives stored y on {result.y_agree}/{b.k}, "
+                f"stored y' on {result.y_prime_agree}/{b.k}; perturbation statistics "
+                f"{'match' if not result.perturbation_mismatch else 'differ: ' + ', '.join(result.perturbation_mismatch)}; "
+                f"victim sha256 {'matches' if result.victim_sha256_matches else 'differs from'} provenance\n"
+            )
         _emit(text, None)
     else:
         _emit(json.dumps(doc, indent=2) + "\n", None)
@@ -354,25 +405,43 @@ def _run_with_reports(reports, body):
         reports.write_failure(130, "interrupted")
         raise
     except Exception as exc:
-        reports.write_failure(4, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        reports.write_failure(
+            4, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
         raise
 
 
 @app.command()
 @cli_errors
 def check(
-    suspects: List[Path] = typer.Argument(..., help="Suspect models (.onnx), or folders whose .onnx files are all checked (sorted)."),
-    bundle: Path = typer.Option(..., "--bundle", envvar=ENV_BUNDLE, help="Signed fingerprint bundle (NAME.safetensors + .sig)."),
-    pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY: a path or the PEM text; or config); never taken from the bundle."),
-    fmt: Format = typer.Option(Format.text, "--format", envvar=ENV_FORMAT, help="Report format for stdout or -o: text, json or sarif."),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the --format report here (atomically) instead of stdout."),
-    json_file: Optional[Path] = typer.Option(None, "--json-file-output", metavar="FILE", help=JSON_FILE_HELP),
-    sarif_file: Optional[Path] = typer.Option(None, "--sarif-file-output", metavar="FILE", help=SARIF_FILE_HELP),
-    device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="auto (CUDA if it works), cpu, or cuda (exit 4 if CUDA does not work)."),
-    expect: Optional[Expect] = typer.Option(None, help="Gate mode: exit 0 when every suspect gets this verdict, 1 otherwise."),
+    suspects: list[Path] = typer.Argument(
+        ..., help="Suspect models (.onnx), or folders whose .onnx files are all checked (sorted)."
+    ),
+    bundle: Path = typer.Option(
+        ..., "--bundle", envvar=ENV_BUNDLE, help="Signed fingerprint bundle (NAME.safetensors + .sig)."
+    ),
+    pubkey: str | None = typer.Option(
+        None,
+        "--pubkey",
+        help="Owner's public key (or GFAUDIT_PUBKEY: a path or the PEM text; or config); never taken from the bundle.",
+    ),
+    fmt: Format = typer.Option(
+        Format.text, "--format", envvar=ENV_FORMAT, help="Report format for stdout or -o: text, json or sarif."
+    ),
+    out: Path | None = typer.Option(
+        None, "-o", "--out", help="Write the --format report here (atomically) instead of stdout."
+    ),
+    json_file: Path | None = typer.Option(None, "--json-file-output", metavar="FILE", help=JSON_FILE_HELP),
+    sarif_file: Path | None = typer.Option(None, "--sarif-file-output", metavar="FILE", help=SARIF_FILE_HELP),
+    device: Device = typer.Option(
+        Device.auto, envvar=ENV_DEVICE, help="auto (CUDA if it works), cpu, or cuda (exit 4 if CUDA does not work)."
+    ),
+    expect: Expect | None = typer.Option(
+        None, help="Gate mode: exit 0 when every suspect gets this verdict, 1 otherwise."
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
-    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
+    jobs: int | None = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
 ):
     """Verify the bundle, run each suspect label-only, and report ARD, P_ori, P_conf and the verdict.
 
@@ -400,8 +469,15 @@ def check(
     def body():
         paths = expand(suspects)
         b, source = _load_verified(bundle, pubkey, writes, tuple(paths))
-        return run_check(b, paths, device.value, expect.value if expect else None,
-                         progress=progress if len(paths) > 1 else None, timeout=timeout, jobs=jobs), source
+        return run_check(
+            b,
+            paths,
+            device.value,
+            expect.value if expect else None,
+            progress=progress if len(paths) > 1 else None,
+            timeout=timeout,
+            jobs=jobs,
+        ), source
 
     result, source = _run_with_reports(reports, body)
     for s in result.suspects:
@@ -423,15 +499,17 @@ class EvalFormat(str, Enum):
 def evaluate(
     library: Path = typer.Option(..., "--library", help="Folder with library.json, or the json itself."),
     bundle: Path = typer.Option(..., "--bundle", envvar=ENV_BUNDLE, help="Signed fingerprint bundle."),
-    pubkey: Optional[str] = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY, or config)."),
+    pubkey: str | None = typer.Option(None, "--pubkey", help="Owner's public key (or GFAUDIT_PUBKEY, or config)."),
     fmt: EvalFormat = typer.Option(EvalFormat.text, "--format", help="text, json or markdown."),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the report here (atomically)."),
-    json_file: Optional[Path] = typer.Option(None, "--json-file-output", metavar="FILE", help=JSON_FILE_HELP),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw robustness/uniqueness curves to this PNG (needs gfaudit[plot])."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Write the report here (atomically)."),
+    json_file: Path | None = typer.Option(None, "--json-file-output", metavar="FILE", help=JSON_FILE_HELP),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Draw robustness/uniqueness curves to this PNG (needs gfaudit[plot])."
+    ),
     device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
-    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
+    jobs: int | None = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
 ):
     """Score every model of a suspect library like `check` and report ARUC, ROC-AUC, TPR@FPR, per family."""
     from . import evaluate as ev, formats
@@ -491,7 +569,6 @@ def main() -> None:
 
 # Registers train, export-onnx, library build and evaluate on ``app`` (they import torch only when run).
 from . import cli_train  # noqa: E402,F401
-
 
 if __name__ == "__main__":
     main()

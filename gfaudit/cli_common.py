@@ -21,8 +21,20 @@ from .normalization import NORMALIZATIONS
 from .onnx_model import DEVICES
 from .scoring import RULES
 
-__all__ = ["QUIET_HELP", "Device", "Normalization", "Rule", "TrainMethod", "app", "bundle_app", "choices",
-           "cli_errors", "err", "info", "library_app"]
+__all__ = [
+    "QUIET_HELP",
+    "Device",
+    "Normalization",
+    "Rule",
+    "TrainMethod",
+    "app",
+    "bundle_app",
+    "choices",
+    "cli_errors",
+    "err",
+    "info",
+    "library_app",
+]
 
 
 def choices(name: str, values) -> Any:
@@ -32,6 +44,7 @@ def choices(name: str, values) -> Any:
 
 
 if TYPE_CHECKING:  # what the type checker sees; at run time the enums come from the tables (tested equal)
+
     class Device(str, Enum):
         auto = "auto"
         cpu = "cpu"
@@ -68,8 +81,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 bundle_app = typer.Typer(help="Create signed fingerprint bundles.", no_args_is_help=True, rich_markup_mode=None)
-library_app = typer.Typer(help="Build suspect libraries for evaluation (needs gfaudit[train]).",
-                          no_args_is_help=True, rich_markup_mode=None)
+library_app = typer.Typer(
+    help="Build suspect libraries for evaluation (needs gfaudit[train]).", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(library_app, name="library")
 

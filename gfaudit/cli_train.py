@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -38,13 +38,21 @@ class Executor(str, Enum):
     ray = "ray"
 
 
-EXECUTOR_HELP = ("Where the pool/library models train: local (one after another here) or ray (one Ray task each; "
-                 "needs gfaudit[ray]). Both write the same cache files, so each reuses the other's models.")
-RAY_ADDRESS_HELP = ("Ray cluster for --executor ray: auto (the running cluster), ray://HOST:10001, or none for a "
-                    "local Ray on this machine. On a cluster, --cache/--out must be a filesystem every node shares.")
-TASK_CPUS_HELP = ("CPU threads per model task (default: torch's thread count here); equal values train "
-                  "bit-identical models on CPU whichever executor runs them.")
-TASK_GPUS_HELP = "GPU share per model task with --executor ray (default 0.25 on cuda, so four small models share a GPU)."
+EXECUTOR_HELP = (
+    "Where the pool/library models train: local (one after another here) or ray (one Ray task each; "
+    "needs gfaudit[ray]). Both write the same cache files, so each reuses the other's models."
+)
+RAY_ADDRESS_HELP = (
+    "Ray cluster for --executor ray: auto (the running cluster), ray://HOST:10001, or none for a "
+    "local Ray on this machine. On a cluster, --cache/--out must be a filesystem every node shares."
+)
+TASK_CPUS_HELP = (
+    "CPU threads per model task (default: torch's thread count here); equal values train "
+    "bit-identical models on CPU whichever executor runs them."
+)
+TASK_GPUS_HELP = (
+    "GPU share per model task with --executor ray (default 0.25 on cuda, so four small models share a GPU)."
+)
 
 
 PRESET_HELP = "tiny (seconds, tests), cpu (~45 min on 2 cores, cached), paper (the paper's scale, GPU)."
@@ -53,51 +61,98 @@ PRESET_HELP = "tiny (seconds, tests), cpu (~45 min on 2 cores, cached), paper (t
 @app.command()
 @cli_errors
 def train(
-    victim: Path = typer.Option(..., "--victim", help="Victim: state_dict (.pt/.safetensors, needs --arch), torch.export .pt2, or TorchScript."),
+    victim: Path = typer.Option(
+        ..., "--victim", help="Victim: state_dict (.pt/.safetensors, needs --arch), torch.export .pt2, or TorchScript."
+    ),
     key: Path = typer.Option(..., "--key", help="Owner's private key that signs the bundle."),
-    out: Path = typer.Option(..., "-o", "--out", help="Bundle to write (NAME.safetensors, .sig and a .png picture beside it)."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a state_dict victim, e.g. resnet20."),
-    normalization: Normalization = typer.Option(Normalization.imagenet, help="Mean/std the victim expects on [0,1] pixels."),
-    data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder tree (train/, test/) or torchvision CIFAR-10 folder; absent: download CIFAR-10."),
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="Bundle to write (NAME.safetensors, .sig and a .png picture beside it)."
+    ),
+    arch: str | None = typer.Option(None, "--arch", help="Architecture of a state_dict victim, e.g. resnet20."),
+    normalization: Normalization = typer.Option(
+        Normalization.imagenet, help="Mean/std the victim expects on [0,1] pixels."
+    ),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="ImageFolder tree (train/, test/) or torchvision CIFAR-10 folder; absent: download CIFAR-10.",
+    ),
     preset: str = typer.Option("cpu", "--preset", help=PRESET_HELP),
     device: Device = typer.Option(Device.auto, help="auto (CUDA when torch sees it), cpu or cuda."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache for decoded data and pool models (default $GFAUDIT_CACHE or ~/.cache/gfaudit)."),
+    cache: Path | None = typer.Option(
+        None, "--cache", help="Cache for decoded data and pool models (default $GFAUDIT_CACHE or ~/.cache/gfaudit)."
+    ),
     seed: int = typer.Option(0, help="Seed for the data split, pools and GAN."),
-    k: Optional[int] = typer.Option(None, "-k", help="Number of fingerprint pairs (preset default 100)."),
-    eta: Optional[float] = typer.Option(None, help="Weight of L_ADV (paper default 1)."),
-    alpha: Optional[float] = typer.Option(None, help="Weight of L_GAN (paper default 5)."),
-    beta: Optional[float] = typer.Option(None, help="Weight of L_hinge (paper default 5)."),
-    gamma: Optional[float] = typer.Option(None, help="Weight of L_conf (paper default 10)."),
-    eps: Optional[float] = typer.Option(None, help="L-inf bound of the perturbation in [0,1] pixels (default 0.05)."),
-    false_accusation: Optional[float] = typer.Option(
-        None, "--false-accusation", min=1e-9, max=0.5,
+    k: int | None = typer.Option(None, "-k", help="Number of fingerprint pairs (preset default 100)."),
+    eta: float | None = typer.Option(None, help="Weight of L_ADV (paper default 1)."),
+    alpha: float | None = typer.Option(None, help="Weight of L_GAN (paper default 5)."),
+    beta: float | None = typer.Option(None, help="Weight of L_hinge (paper default 5)."),
+    gamma: float | None = typer.Option(None, help="Weight of L_conf (paper default 10)."),
+    eps: float | None = typer.Option(None, help="L-inf bound of the perturbation in [0,1] pixels (default 0.05)."),
+    false_accusation: float | None = typer.Option(
+        None,
+        "--false-accusation",
+        min=1e-9,
+        max=0.5,
         help="False-accusation rate aimed at: the threshold is the score an independent model reaches with at most "
-             "this probability under the calibration negatives' hit-rate bound (default 0.001)."),
-    method: TrainMethod = typer.Option(TrainMethod.ganfinger, help="ganfinger, or a baseline from the same pools (gfaudit_trainer.methods)."),
-    reference: Optional[List[Path]] = typer.Option(
-        None, "--reference",
+        "this probability under the calibration negatives' hit-rate bound (default 0.001).",
+    ),
+    method: TrainMethod = typer.Option(
+        TrainMethod.ganfinger, help="ganfinger, or a baseline from the same pools (gfaudit_trainer.methods)."
+    ),
+    reference: list[Path] | None = typer.Option(
+        None,
+        "--reference",
         help="Independently trained model of the same task (ONNX, exported like the victim), or a folder of them; "
-             "repeatable. Used label-only: alternately as a calibration negative and a selection negative."),
+        "repeatable. Used label-only: alternately as a calibration negative and a selection negative.",
+    ),
     executor: Executor = typer.Option(Executor.local, "--executor", help=EXECUTOR_HELP),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
-    task_cpus: Optional[int] = typer.Option(None, "--task-cpus", min=1, help=TASK_CPUS_HELP),
-    task_gpus: Optional[float] = typer.Option(None, "--task-gpus", min=0.0, help=TASK_GPUS_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    task_cpus: int | None = typer.Option(None, "--task-cpus", min=1, help=TASK_CPUS_HELP),
+    task_gpus: float | None = typer.Option(None, "--task-gpus", min=0.0, help=TASK_GPUS_HELP),
 ):
     """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold on negatives
     that neither the GAN nor the selection saw (and --reference models), and write a signed bundle."""
-    outputs.guard([outputs.file(out, "bundle"), outputs.file(str(out) + ".sig", "signature file"),
-                   outputs.file(out.with_suffix(".png"), "picture")], [victim, key, data, cache, *(reference or [])])
+    outputs.guard(
+        [
+            outputs.file(out, "bundle"),
+            outputs.file(str(out) + ".sig", "signature file"),
+            outputs.file(out.with_suffix(".png"), "picture"),
+        ],
+        [victim, key, data, cache, *(reference or [])],
+    )
     pipeline = trainer("pipeline")
     presets = trainer("presets")
     if preset not in presets.PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(presets.PRESETS)}")
-    overrides = {"k": k, "eta": eta, "alpha": alpha, "beta": beta, "gamma": gamma, "eps": eps,
-                 "false_accusation_alpha": false_accusation}
-    summary = pipeline.run(victim=str(victim), arch=arch, normalization=normalization.value,
-                           data=str(data) if data else None, preset_name=preset, device=device.value, key=str(key),
-                           out=str(out), cache=str(cache) if cache else None, seed=seed, overrides=overrides,
-                           method=method.value, references=[str(r) for r in reference or []], executor=executor.value,
-                           ray_address=ray_address, task_cpus=task_cpus, task_gpus=task_gpus)
+    overrides = {
+        "k": k,
+        "eta": eta,
+        "alpha": alpha,
+        "beta": beta,
+        "gamma": gamma,
+        "eps": eps,
+        "false_accusation_alpha": false_accusation,
+    }
+    summary = pipeline.run(
+        victim=str(victim),
+        arch=arch,
+        normalization=normalization.value,
+        data=str(data) if data else None,
+        preset_name=preset,
+        device=device.value,
+        key=str(key),
+        out=str(out),
+        cache=str(cache) if cache else None,
+        seed=seed,
+        overrides=overrides,
+        method=method.value,
+        references=[str(r) for r in reference or []],
+        executor=executor.value,
+        ray_address=ray_address,
+        task_cpus=task_cpus,
+        task_gpus=task_gpus,
+    )
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -106,7 +161,7 @@ def train(
 def export_onnx(
     model: Path = typer.Argument(..., help="Model: state_dict (.pt/.safetensors) with --arch, .pt2 or TorchScript."),
     out: Path = typer.Option(..., "-o", "--out", help="ONNX file to write (single file, dynamic batch)."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a state_dict, e.g. resnet20."),
+    arch: str | None = typer.Option(None, "--arch", help="Architecture of a state_dict, e.g. resnet20."),
     num_classes: int = typer.Option(10, help="Number of classes."),
 ):
     """Export the bare model (no normalisation inside) to ONNX, parity-checked against torch."""
@@ -120,24 +175,28 @@ def export_onnx(
 @library_app.command("build")
 @cli_errors
 def library_build(
-    victim: Path = typer.Option(..., "--victim", help="Victim: state_dict (.pt/.safetensors, needs --arch), .pt2 or TorchScript."),
+    victim: Path = typer.Option(
+        ..., "--victim", help="Victim: state_dict (.pt/.safetensors, needs --arch), .pt2 or TorchScript."
+    ),
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the suspects (.onnx) and library.json."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a state_dict victim, e.g. resnet20."),
+    arch: str | None = typer.Option(None, "--arch", help="Architecture of a state_dict victim, e.g. resnet20."),
     normalization: Normalization = typer.Option(Normalization.imagenet, help="Mean/std the victim expects."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Same data as for train (the partition seed must match)."),
+    data: Path | None = typer.Option(None, "--data", help="Same data as for train (the partition seed must match)."),
     preset: str = typer.Option("cpu", "--preset", help="tiny, cpu or paper."),
     device: Device = typer.Option(Device.auto, help="auto, cpu or cuda."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache for decoded data."),
+    cache: Path | None = typer.Option(None, "--cache", help="Cache for decoded data."),
     seed: int = typer.Option(0, help="Partition seed: use the one train used, so D_a stays disjoint from the pools."),
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated recipe names to build."),
+    only: str | None = typer.Option(None, "--only", help="Comma-separated recipe names to build."),
     executor: Executor = typer.Option(Executor.local, "--executor", help=EXECUTOR_HELP),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
-    task_cpus: Optional[int] = typer.Option(None, "--task-cpus", min=1, help=TASK_CPUS_HELP),
-    task_gpus: Optional[float] = typer.Option(None, "--task-gpus", min=0.0, help=TASK_GPUS_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    task_cpus: int | None = typer.Option(None, "--task-cpus", min=1, help=TASK_CPUS_HELP),
+    task_gpus: float | None = typer.Option(None, "--task-gpus", min=0.0, help=TASK_GPUS_HELP),
 ):
     """Build pirated and unrelated suspects (fine-tuning, pruning, extraction, adversarial training, filters)."""
-    outputs.guard([outputs.folder(out, "library folder"), outputs.file(out / "library.json", "library.json")],
-                  [victim, data, cache])
+    outputs.guard(
+        [outputs.folder(out, "library folder"), outputs.file(out / "library.json", "library.json")],
+        [victim, data, cache],
+    )
     library = trainer("library")
     pipeline = trainer("pipeline")
     presets = trainer("presets")
@@ -150,8 +209,15 @@ def library_build(
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
     runner = executors.get(executor.value, ray_address)
-    ctx = pipeline.load_context(victim, arch, normalization.value, str(data) if data else None, presets.get(preset),
-                                device.value, cache, seed)
-    doc = library.build(ctx, preset, out, only=names, executor=runner,
-                        resources=executors.default_resources(ctx.device, task_cpus, task_gpus))
+    ctx = pipeline.load_context(
+        victim, arch, normalization.value, str(data) if data else None, presets.get(preset), device.value, cache, seed
+    )
+    doc = library.build(
+        ctx,
+        preset,
+        out,
+        only=names,
+        executor=runner,
+        resources=executors.default_resources(ctx.device, task_cpus, task_gpus),
+    )
     info(f"wrote {out / 'library.json'} with {len(doc['models'])} models")

@@ -48,8 +48,10 @@ def create(
 ) -> Created:
     """Label pairs with the victim, drop pairs whose x' keeps x's label, then sign and write."""
     if x.dtype != np.uint8 or x_prime.dtype != np.uint8 or x.ndim != 4 or x.shape != x_prime.shape:
-        raise UsageError(f"x and x' must be uint8 arrays of one [K,C,H,W] shape (got {x.dtype}{list(x.shape)}"
-                         f" and {x_prime.dtype}{list(x_prime.shape)})")
+        raise UsageError(
+            f"x and x' must be uint8 arrays of one [K,C,H,W] shape (got {x.dtype}{list(x.shape)}"
+            f" and {x_prime.dtype}{list(x_prime.shape)})"
+        )
     if len(mean) != x.shape[1] or len(std) != x.shape[1]:
         raise UsageError(f"mean/std need {x.shape[1]} values, one per channel")
     victim = OnnxClassifier(victim_onnx, device=device, channels=x.shape[1], height=x.shape[2], width=x.shape[3])
@@ -61,8 +63,9 @@ def create(
         raise UsageError("the victim labels every x' like its x: no fingerprint pair left")
     if class_names and len(class_names) != num_classes:
         raise UsageError(f"{len(class_names)} class names for a {num_classes}-class victim")
-    spec = InputSpec("NCHW", x.shape[1], x.shape[2], x.shape[3], tuple(mean), tuple(std), num_classes,
-                     tuple(class_names or ()))
+    spec = InputSpec(
+        "NCHW", x.shape[1], x.shape[2], x.shape[3], tuple(mean), tuple(std), num_classes, tuple(class_names or ())
+    )
     prov = {
         "created": now_utc(),
         "victim_sha256": file_sha256(victim_onnx),
@@ -73,6 +76,15 @@ def create(
     }
     prov.update(provenance or {})
     pairs = {"x": x[keep], "x_prime": x_prime[keep], "y": y[keep], "y_prime": y_prime[keep]}
-    path = bundle_io.write(out, pairs, method=method, rule=rule or rule_for(method), threshold=threshold,
-                           input_spec=spec, provenance=prov, key=key, null_model=null_model)
+    path = bundle_io.write(
+        out,
+        pairs,
+        method=method,
+        rule=rule or rule_for(method),
+        threshold=threshold,
+        input_spec=spec,
+        provenance=prov,
+        key=key,
+        null_model=null_model,
+    )
     return Created(path, int(keep.sum()), int((~keep).sum()))

@@ -45,8 +45,10 @@ def _diagnose(np, ort, cuda_driver_present) -> dict:
         "problems": [],
     }
     if report["packages"]["onnxruntime"] and report["packages"]["onnxruntime-gpu"]:
-        report["problems"].append("both onnxruntime and onnxruntime-gpu are installed; they overwrite each other "
-                                  "(pip uninstall -y onnxruntime onnxruntime-gpu, then install one)")
+        report["problems"].append(
+            "both onnxruntime and onnxruntime-gpu are installed; they overwrite each other "
+            "(pip uninstall -y onnxruntime onnxruntime-gpu, then install one)"
+        )
     model = _tiny_model()
     feed = {"x": np.ones((1, 2), np.float32)}
     for provider in report["available_providers"]:

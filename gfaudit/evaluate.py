@@ -48,8 +48,10 @@ def library_json_path(path: str | Path) -> Path:
 
 def contained(folder: Path, entry: str, where: str) -> Path:
     """The resolved path of ``entry`` if it stays inside ``folder``; UsageError naming it otherwise."""
-    refuse = UsageError(f"{where}: path {entry!r} is outside the library folder (entries must be relative "
-                        "paths inside it, without '..' or links that lead out)")
+    refuse = UsageError(
+        f"{where}: path {entry!r} is outside the library folder (entries must be relative "
+        "paths inside it, without '..' or links that lead out)"
+    )
     if not entry or "\x00" in entry or os.path.isabs(entry) or ".." in Path(entry).parts:
         raise refuse
     root = Path(os.path.realpath(folder))
@@ -73,7 +75,7 @@ def load_library(path: str | Path) -> list[LibraryModel]:
     doc = strict_json.loads(data, str(path), UsageError)
     models = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(models, list) or not models:
-        raise UsageError(f"{path}: expected {{\"models\": [...]}} with at least one model")
+        raise UsageError(f'{path}: expected {{"models": [...]}} with at least one model')
     out = []
     for i, m in enumerate(models):
         if not isinstance(m, dict) or not isinstance(m.get("path"), str) or m.get("label") not in LABELS:
@@ -82,20 +84,45 @@ def load_library(path: str | Path) -> list[LibraryModel]:
         target = contained(path.parent, m["path"], where)
         attack = str(m.get("attack") or m["label"])
         arch = m.get("arch")
-        out.append(LibraryModel(target, m["label"], attack, None if arch is None else str(arch),
-                                _accuracy(m.get("accuracy"), where), str(m.get("family") or attack)))
+        out.append(
+            LibraryModel(
+                target,
+                m["label"],
+                attack,
+                None if arch is None else str(arch),
+                _accuracy(m.get("accuracy"), where),
+                str(m.get("family") or attack),
+            )
+        )
     return out
 
 
 def _row(lm: LibraryModel, bundle: Bundle, device: str, timeout: float | None, threads: int) -> tuple[dict, str | None]:
     result, prov = check_one(str(lm.path), bundle, device, None, timeout, threads)
-    return {"path": str(lm.path), "label": lm.label, "attack": lm.attack, "family": lm.family, "arch": lm.arch,
-            "accuracy": lm.accuracy, "score": result.score, "ard": result.ard, "p_ori": result.p_ori,
-            "p_conf": result.p_conf, "verdict": result.verdict, "error": result.error}, prov
+    return {
+        "path": str(lm.path),
+        "label": lm.label,
+        "attack": lm.attack,
+        "family": lm.family,
+        "arch": lm.arch,
+        "accuracy": lm.accuracy,
+        "score": result.score,
+        "ard": result.ard,
+        "p_ori": result.p_ori,
+        "p_conf": result.p_conf,
+        "verdict": result.verdict,
+        "error": result.error,
+    }, prov
 
 
-def evaluate(bundle: Bundle, library: list[LibraryModel], device: str = "auto", progress=None,
-             timeout: float | None = DEFAULT_TIMEOUT, jobs: int | None = 1) -> dict:
+def evaluate(
+    bundle: Bundle,
+    library: list[LibraryModel],
+    device: str = "auto",
+    progress=None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    jobs: int | None = 1,
+) -> dict:
     """Per-model scores, per-family summary and the separation metrics. Each model runs isolated
     under ``timeout`` seconds (see check.check_one); one that fails is an error row. ``jobs``
     models are scored at once (None: one per CPU); rows keep the library's order."""
@@ -105,8 +132,12 @@ def evaluate(bundle: Bundle, library: list[LibraryModel], device: str = "auto", 
     require_runtime()
     jobs = resolve_jobs(jobs)
     threads = intra_op_threads(jobs, len(library)) if jobs > 1 else 0
-    pairs = map_ordered(lambda lm: _row(lm, bundle, device, timeout, threads), list(library), jobs,
-                        progress and (lambda i, n, pair: progress(i, n, pair[0])))
+    pairs = map_ordered(
+        lambda lm: _row(lm, bundle, device, timeout, threads),
+        list(library),
+        jobs,
+        progress and (lambda i, n, pair: progress(i, n, pair[0])),
+    )
     rows = [row for row, _ in pairs]
     provider = next((prov for _, prov in pairs if prov), None)
     scored = [r for r in rows if r["score"] is not None]
@@ -131,11 +162,17 @@ def evaluate(bundle: Bundle, library: list[LibraryModel], device: str = "auto", 
     if pirated and unrelated:
         tau, level = metrics.best_threshold(pirated, unrelated)
         g, r, u = metrics.curves(pirated, unrelated)
-        doc.update(aruc=round(metrics.aruc(pirated, unrelated), 4), roc_auc=round(metrics.roc_auc(pirated, unrelated), 4),
-                   tpr_at_fpr={str(f): metrics.tpr_at_fpr(pirated, unrelated, f) for f in FPRS},
-                   best_threshold={"tau": tau, "min_robustness_uniqueness": level},
-                   curves={"tau": g[::10].round(3).tolist(), "robustness": r[::10].round(4).tolist(),
-                           "uniqueness": u[::10].round(4).tolist()})
+        doc.update(
+            aruc=round(metrics.aruc(pirated, unrelated), 4),
+            roc_auc=round(metrics.roc_auc(pirated, unrelated), 4),
+            tpr_at_fpr={str(f): metrics.tpr_at_fpr(pirated, unrelated, f) for f in FPRS},
+            best_threshold={"tau": tau, "min_robustness_uniqueness": level},
+            curves={
+                "tau": g[::10].round(3).tolist(),
+                "robustness": r[::10].round(4).tolist(),
+                "uniqueness": u[::10].round(4).tolist(),
+            },
+        )
     else:
         doc.update(aruc=None, roc_auc=None, tpr_at_fpr=None, best_threshold=None, curves=None)
     return doc
@@ -148,12 +185,19 @@ def _families(rows: list[dict], threshold: float) -> list[dict]:
     out = []
     for (label, family), members in sorted(groups.items()):
         scores = [m["score"] for m in members]
-        out.append({"label": label, "family": family, "n": len(members),
-                    "mean_score": round(sum(scores) / len(scores), 4), "min_score": round(min(scores), 4),
-                    "max_score": round(max(scores), 4),
-                    "mean_p_ori": round(sum(m["p_ori"] for m in members) / len(members), 4),
-                    "mean_p_conf": round(sum(m["p_conf"] for m in members) / len(members), 4),
-                    "flagged": sum(s >= threshold for s in scores)})
+        out.append(
+            {
+                "label": label,
+                "family": family,
+                "n": len(members),
+                "mean_score": round(sum(scores) / len(scores), 4),
+                "min_score": round(min(scores), 4),
+                "max_score": round(max(scores), 4),
+                "mean_p_ori": round(sum(m["p_ori"] for m in members) / len(members), 4),
+                "mean_p_conf": round(sum(m["p_conf"] for m in members) / len(members), 4),
+                "flagged": sum(s >= threshold for s in scores),
+            }
+        )
     return out
 
 
@@ -233,10 +277,11 @@ def plot_methods(docs: dict[str, dict], out: str | Path, title: str | None = Non
     cols = min(3, len(docs))
     rows = math.ceil(len(docs) / cols)
     spare_slot = rows * cols > len(docs)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.1 * rows + (0.3 if spare_slot else 0.8)), dpi=110,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.6 * cols, 3.1 * rows + (0.3 if spare_slot else 0.8)), dpi=110, squeeze=False
+    )
     colors = {"r": "tab:blue", "u": "tab:orange", "t": "black"}
-    for ax, (method, doc) in zip(axes.flat, docs.items()):
+    for ax, (method, doc) in zip(axes.flat, docs.items(), strict=False):  # spare panels stay empty
         c = doc["curves"]
         tau, r, u = (np.asarray(c[k]) for k in ("tau", "robustness", "uniqueness"))
         ax.plot(tau, r, color=colors["r"])
@@ -251,13 +296,15 @@ def plot_methods(docs: dict[str, dict], out: str | Path, title: str | None = Non
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.tick_params(labelsize=7)
-    spare = list(axes.flat)[len(docs):]
+    spare = list(axes.flat)[len(docs) :]
     for ax in spare:
         ax.axis("off")
-    handles = [Line2D([], [], color=colors["r"], label="robustness R(τ):\npirated models flagged"),
-               Line2D([], [], color=colors["u"], label="uniqueness U(τ):\nunrelated models cleared"),
-               Patch(color="tab:green", alpha=0.25, label="min(R, U):\nits area is the ARUC"),
-               Line2D([], [], color=colors["t"], ls="--", label="the method's\nsigned threshold")]
+    handles = [
+        Line2D([], [], color=colors["r"], label="robustness R(τ):\npirated models flagged"),
+        Line2D([], [], color=colors["u"], label="uniqueness U(τ):\nunrelated models cleared"),
+        Patch(color="tab:green", alpha=0.25, label="min(R, U):\nits area is the ARUC"),
+        Line2D([], [], color=colors["t"], ls="--", label="the method's\nsigned threshold"),
+    ]
     if title:
         fig.suptitle(title, fontsize=10)
     if spare:  # the one legend fills the first empty panel

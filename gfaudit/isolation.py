@@ -61,10 +61,16 @@ def run_job(job: Job) -> Labels:
     """Load and run the suspect in this process (what the worker does; raises typed errors)."""
     from .onnx_model import OnnxClassifier
 
-    model = OnnxClassifier(job.path, device=job.device, channels=job.channels, height=job.height,
-                           width=job.width, num_classes=job.num_classes, threads=job.threads)
-    return Labels(model.labels(job.x, job.mean, job.std), model.labels(job.x_prime, job.mean, job.std),
-                  model.provider)
+    model = OnnxClassifier(
+        job.path,
+        device=job.device,
+        channels=job.channels,
+        height=job.height,
+        width=job.width,
+        num_classes=job.num_classes,
+        threads=job.threads,
+    )
+    return Labels(model.labels(job.x, job.mean, job.std), model.labels(job.x_prime, job.mean, job.std), model.provider)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -86,9 +92,9 @@ def _worker(conn, job: Job) -> None:
     if parent is not None:  # an auditor killed outright must not leave an endless suspect running
         threading.Thread(target=_die_with_parent, args=(parent.sentinel,), daemon=True).start()
     send_stdout_to_stderr_for_good()
+    reply: tuple[str, Labels | str]
     try:
-        labels = run_job(job)
-        reply = ("ok", labels)
+        reply = ("ok", run_job(job))
     except DeviceError as exc:
         reply = ("device", str(exc))
     except GfauditError as exc:
@@ -133,7 +139,7 @@ def _start(proc) -> None:
         try:
             proc.start()
         finally:
-            if block:
+            if old is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 

@@ -22,8 +22,18 @@ from .atomic import write_bytes_atomic
 from .errors import KeyFileError, UsageError
 from .safe_read import MAX_CONFIG_BYTES, MAX_KEY_BYTES, read_regular
 
-__all__ = ["PASSWORD_ENV", "PUBKEY_ENV", "config_path", "generate", "keyid", "load_private", "load_public",
-           "parse_public", "raw_public", "resolve_public"]
+__all__ = [
+    "PASSWORD_ENV",
+    "PUBKEY_ENV",
+    "config_path",
+    "generate",
+    "keyid",
+    "load_private",
+    "load_public",
+    "parse_public",
+    "raw_public",
+    "resolve_public",
+]
 
 PASSWORD_ENV = "GFAUDIT_KEY_PASSWORD"
 PUBKEY_ENV = "GFAUDIT_PUBKEY"
@@ -49,9 +59,7 @@ def generate(out_dir: str | os.PathLike, force: bool = False) -> tuple[Path, Pat
     pw = _password()
     enc = serialization.BestAvailableEncryption(pw) if pw else serialization.NoEncryption()
     priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
-    pub = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     write_bytes_atomic(key_path, priv, mode=0o600)
     write_bytes_atomic(pub_path, pub, mode=0o644)
     return key_path, pub_path
@@ -107,7 +115,9 @@ def resolve_public(flag: str | None) -> tuple[Ed25519PublicKey, str]:
     cfg = config_path()
     if cfg.exists():
         try:
-            value = tomllib.loads(read_regular(cfg, MAX_CONFIG_BYTES, "config file", UsageError).decode("utf-8")).get("pubkey")
+            value = tomllib.loads(read_regular(cfg, MAX_CONFIG_BYTES, "config file", UsageError).decode("utf-8")).get(
+                "pubkey"
+            )
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"{cfg}: not valid TOML ({exc})") from None
         if isinstance(value, str) and value:
@@ -115,9 +125,7 @@ def resolve_public(flag: str | None) -> tuple[Ed25519PublicKey, str]:
             if not path.is_absolute():
                 path = cfg.parent / path
             return load_public(path), str(path)
-    raise UsageError(
-        f"no public key: pass --pubkey owner.pub, set {PUBKEY_ENV}, or set pubkey in {cfg}"
-    )
+    raise UsageError(f"no public key: pass --pubkey owner.pub, set {PUBKEY_ENV}, or set pubkey in {cfg}")
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:

@@ -17,9 +17,23 @@ from .errors import IntegrityError, UsageError
 from .methods import METHODS as _METHOD_TABLE
 from .scoring import RULES
 
-__all__ = ["FORMAT_VERSION", "METHODS", "PREDICATE_TYPE", "REQUIRED_TENSORS", "SCORING_RULES", "STATEMENT_TYPE",
-           "InputSpec", "Manifest", "NullModel", "decimal_string", "parse", "parse_input_spec", "parse_null_model",
-           "parse_statement", "statement"]
+__all__ = [
+    "FORMAT_VERSION",
+    "METHODS",
+    "PREDICATE_TYPE",
+    "REQUIRED_TENSORS",
+    "SCORING_RULES",
+    "STATEMENT_TYPE",
+    "InputSpec",
+    "Manifest",
+    "NullModel",
+    "decimal_string",
+    "parse",
+    "parse_input_spec",
+    "parse_null_model",
+    "parse_statement",
+    "statement",
+]
 
 FORMAT_VERSION = 1
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -113,8 +127,11 @@ class NullModel:
     false_accusation_rate: Decimal
 
     def to_json(self) -> dict:
-        return {"kind": "binomial-upper-bound", "hit_rate": decimal_string(self.hit_rate, 6),
-                "false_accusation_rate": decimal_string(self.false_accusation_rate, 8)}
+        return {
+            "kind": "binomial-upper-bound",
+            "hit_rate": decimal_string(self.hit_rate, 6),
+            "false_accusation_rate": decimal_string(self.false_accusation_rate, 8),
+        }
 
 
 def _unit_decimal(raw: dict, key: str) -> Decimal:

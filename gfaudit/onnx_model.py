@@ -37,8 +37,10 @@ class RuntimeMissing(GfauditError):
     exit_code = 4
 
 
-RUNTIME_HINT = ("no ONNX runtime is installed: pip install 'gfaudit[cpu]' (onnxruntime), "
-                "or 'gfaudit[gpu]' (onnxruntime-gpu) on an NVIDIA host; never both")
+RUNTIME_HINT = (
+    "no ONNX runtime is installed: pip install 'gfaudit[cpu]' (onnxruntime), "
+    "or 'gfaudit[gpu]' (onnxruntime-gpu) on an NVIDIA host; never both"
+)
 
 
 def require_runtime() -> None:
@@ -111,8 +113,17 @@ def _dim(value) -> int | None:
 class OnnxClassifier:
     """One onnxruntime session over a classifier, labelling uint8 NCHW images."""
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "auto", channels: int = 3,
-                 height: int = 32, width: int = 32, num_classes: int | None = None, threads: int = 0):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "auto",
+        channels: int = 3,
+        height: int = 32,
+        width: int = 32,
+        num_classes: int | None = None,
+        threads: int = 0,
+    ):
         ort = _ort()
         self.path = str(path)
         self.num_classes = num_classes
@@ -131,14 +142,18 @@ class OnnxClassifier:
                 raise SuspectError(f"{self.path}: onnxruntime cannot load the model: {msg[:300]}") from None
         active = self.session.get_providers()
         if device == "cuda" and "CUDAExecutionProvider" not in active:
-            raise DeviceError("--device cuda: the CUDA provider failed to start (no GPU, driver or CUDA/cuDNN libraries)")
+            raise DeviceError(
+                "--device cuda: the CUDA provider failed to start (no GPU, driver or CUDA/cuDNN libraries)"
+            )
         self.provider = active[0]
         self.plan = self._plan(channels, height, width)
 
     def _plan(self, c: int, h: int, w: int) -> InputPlan:
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise SuspectError(f"{self.path}: the model has {len(inputs)} inputs; gfaudit feeds exactly one image tensor")
+            raise SuspectError(
+                f"{self.path}: the model has {len(inputs)} inputs; gfaudit feeds exactly one image tensor"
+            )
         inp = inputs[0]
         if inp.type not in _INPUT_TYPES:
             raise SuspectError(f"{self.path}: input type {inp.type} is not supported (float32, float16 or uint8)")
@@ -175,12 +190,14 @@ class OnnxClassifier:
         arr = self._prepare(x_uint8, mean, std)
         n = arr.shape[0]
         if self.plan.batch and self.plan.batch > max(n, MAX_PADDED_BATCH):
-            raise SuspectError(f"{self.path}: the model declares a fixed batch of {self.plan.batch}; gfaudit pads "
-                               f"at most to {max(n, MAX_PADDED_BATCH)} images")
+            raise SuspectError(
+                f"{self.path}: the model declares a fixed batch of {self.plan.batch}; gfaudit pads "
+                f"at most to {max(n, MAX_PADDED_BATCH)} images"
+            )
         step = self.plan.batch or batch_size
         outs = []
         for start in range(0, n, step):
-            chunk = arr[start:start + step]
+            chunk = arr[start : start + step]
             real = chunk.shape[0]
             if self.plan.batch and real < step:
                 pad = np.repeat(chunk[-1:], step - real, axis=0)
@@ -196,7 +213,9 @@ class OnnxClassifier:
             if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
                 raise SuspectError(f"{self.path}: output shape {list(out.shape)} is not [batch, classes]")
             if self.num_classes is not None and out.shape[1] != self.num_classes:
-                raise SuspectError(f"{self.path}: the model has {out.shape[1]} classes; the bundle has {self.num_classes}")
+                raise SuspectError(
+                    f"{self.path}: the model has {out.shape[1]} classes; the bundle has {self.num_classes}"
+                )
             out = out[:real].astype(np.float32)
             if not np.isfinite(out).all():
                 raise SuspectError(f"{self.path}: the model outputs NaN or infinite values")

@@ -33,6 +33,7 @@ __all__ = ["Output", "OutputRefused", "file", "folder", "guard", "is_private_key
 class OutputRefused(UsageError):
     """An output path the policy refuses (exit 2). Nothing may be written there, not even a failure report."""
 
+
 _PRIVATE_PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _HEAD_BYTES = 64 * 1024
 
@@ -72,8 +73,13 @@ def is_private_key(path: PathLike) -> bool:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -132,7 +138,9 @@ def _check_folder(out: Output) -> None:
     except OSError as exc:
         raise OutputRefused(f"{p}: cannot use it as the {out.what} ({exc.strerror or exc})") from None
     if not stat.S_ISDIR(st.st_mode):
-        raise OutputRefused(f"{p}: the {out.what} must be a folder, and this is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}")
+        raise OutputRefused(
+            f"{p}: the {out.what} must be a folder, and this is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}"
+        )
     if _read_only(p, st):
         raise OutputRefused(f"{p}: the {out.what} is read-only")
 

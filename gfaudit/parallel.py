@@ -9,8 +9,9 @@ divided among the workers (``intra_op_threads``), results come back in input ord
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from .errors import UsageError
 
@@ -40,8 +41,9 @@ def intra_op_threads(jobs: int, n_items: int) -> int:
     return max(1, cpu_count() // max(1, min(jobs, n_items)))
 
 
-def map_ordered(fn: Callable[[T], R], items: Sequence[T], jobs: int,
-                progress: Callable[[int, int, R], None] | None = None) -> list[R]:
+def map_ordered(
+    fn: Callable[[T], R], items: Sequence[T], jobs: int, progress: Callable[[int, int, R], None] | None = None
+) -> list[R]:
     """``[fn(item) for item in items]`` with up to ``jobs`` running at once, in input order.
     ``progress(done, total, result)`` runs in this thread as results arrive."""
     from . import isolation

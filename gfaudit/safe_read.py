@@ -18,9 +18,20 @@ from pathlib import Path
 
 from .errors import GfauditError
 
-__all__ = ["BUNDLE_CAP_ENV", "MAX_BUNDLE_BYTES_DEFAULT", "MAX_CONFIG_BYTES", "MAX_KEY_BYTES",
-           "MAX_LIBRARY_JSON_BYTES", "MAX_MODEL_BYTES_DEFAULT", "MAX_SIG_BYTES", "MODEL_CAP_ENV", "max_bundle_bytes",
-           "max_model_bytes", "read_regular", "require_regular"]
+__all__ = [
+    "BUNDLE_CAP_ENV",
+    "MAX_BUNDLE_BYTES_DEFAULT",
+    "MAX_CONFIG_BYTES",
+    "MAX_KEY_BYTES",
+    "MAX_LIBRARY_JSON_BYTES",
+    "MAX_MODEL_BYTES_DEFAULT",
+    "MAX_SIG_BYTES",
+    "MODEL_CAP_ENV",
+    "max_bundle_bytes",
+    "max_model_bytes",
+    "read_regular",
+    "require_regular",
+]
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -55,8 +66,13 @@ def max_model_bytes() -> int:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"

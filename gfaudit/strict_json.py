@@ -55,7 +55,9 @@ def loads(data: bytes | str, what: str, error: type[GfauditError], max_depth: in
     except RecursionError:
         raise error(f"{what}: nested too deeply (more than {max_depth} levels)") from None
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
-        raise error(f"{what}: not valid JSON ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+        raise error(
+            f"{what}: not valid JSON ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+        ) from None
     if not _depth_ok(doc, max_depth):
         raise error(f"{what}: nested too deeply (more than {max_depth} levels)")
     return doc

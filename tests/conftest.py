@@ -25,8 +25,10 @@ SHARED_DATA = SHARED / "data" / "cifar10-jpeg"
 
 
 def needs_shared():
-    return pytest.mark.skipif(not SHARED_VICTIM.is_file() or not SHARED_DATA.is_dir(),
-                              reason=f"shared victim/data not found beside the clone ({SHARED})")
+    return pytest.mark.skipif(
+        not SHARED_VICTIM.is_file() or not SHARED_DATA.is_dir(),
+        reason=f"shared victim/data not found beside the clone ({SHARED})",
+    )
 
 
 def needs_torch():
@@ -68,9 +70,17 @@ def pairs():
 def signed_bundle(tmp_path_factory, keypair, victim_onnx, pairs):
     out = tmp_path_factory.mktemp("bundle") / "fp.safetensors"
     x, xp = pairs
-    created = create(out, x=x, x_prime=xp, victim_onnx=victim_onnx, mean=list(onnx_factory.MEAN),
-                     std=list(onnx_factory.STD), key=keys.load_private(keypair[0]), threshold=0.5,
-                     class_names=[f"c{i}" for i in range(10)])
+    created = create(
+        out,
+        x=x,
+        x_prime=xp,
+        victim_onnx=victim_onnx,
+        mean=list(onnx_factory.MEAN),
+        std=list(onnx_factory.STD),
+        key=keys.load_private(keypair[0]),
+        threshold=0.5,
+        class_names=[f"c{i}" for i in range(10)],
+    )
     return created.path
 
 

@@ -24,11 +24,16 @@ def _save(path: Path, nodes, out_name: str, out_type, inits, opset: int = 13) ->
 
 
 def _logits(W, b):
-    inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "B"),
-             numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape")]
-    nodes = [helper.make_node("Reshape", ["image", "flat_shape"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "W"], ["mm"]),
-             helper.make_node("Add", ["mm", "B"], ["logits"])]
+    inits = [
+        numpy_helper.from_array(W, "W"),
+        numpy_helper.from_array(b, "B"),
+        numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["image", "flat_shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "W"], ["mm"]),
+        helper.make_node("Add", ["mm", "B"], ["logits"]),
+    ]
     return nodes, inits
 
 
@@ -49,20 +54,31 @@ def endless_loop(path: Path, W, b, trips: int = 2**62) -> Path:
     """Logits plus the result of a Loop over ``trips`` iterations that each add 0."""
     nodes, inits = _logits(W, b)
     body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.zeros(1, np.float32))),
-         helper.make_node("Add", ["v_in", "zero"], ["v_out"])],
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.zeros(1, np.float32))),
+            helper.make_node("Add", ["v_in", "zero"], ["v_out"]),
+        ],
         "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])])
-    inits += [numpy_helper.from_array(np.array(trips, np.int64), "trips"),
-              numpy_helper.from_array(np.array(True), "cond"),
-              numpy_helper.from_array(np.zeros(1, np.float32), "v0")]
-    nodes += [helper.make_node("Loop", ["trips", "cond", "v0"], ["v_final"], body=body),
-              helper.make_node("Add", ["logits", "v_final"], ["out"])]
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1]),
+        ],
+    )
+    inits += [
+        numpy_helper.from_array(np.array(trips, np.int64), "trips"),
+        numpy_helper.from_array(np.array(True), "cond"),
+        numpy_helper.from_array(np.zeros(1, np.float32), "v0"),
+    ]
+    nodes += [
+        helper.make_node("Loop", ["trips", "cond", "v0"], ["v_final"], body=body),
+        helper.make_node("Add", ["logits", "v_final"], ["out"]),
+    ]
     return _save(path, nodes, "out", TensorProto.FLOAT, inits)
 
 

@@ -30,15 +30,37 @@ def reference_labels(x_uint8: np.ndarray, W, b, mean=MEAN, std=STD) -> np.ndarra
     return (z.reshape(z.shape[0], -1) @ W + b).argmax(1)
 
 
-def build(path: Path, W, b, *, layout="NCHW", dtype="float32", batch=None, softmax=False,
-          extra_input=False, ir_version=8, out_rank=2, mean=MEAN, std=STD, c=3, h=32, w=32) -> Path:
+def build(
+    path: Path,
+    W,
+    b,
+    *,
+    layout="NCHW",
+    dtype="float32",
+    batch=None,
+    softmax=False,
+    extra_input=False,
+    ir_version=8,
+    out_rank=2,
+    mean=MEAN,
+    std=STD,
+    c=3,
+    h=32,
+    w=32,
+) -> Path:
     """Write a classifier variant; uint8 variants normalise inside the graph."""
     n = batch if batch else "N"
     shape = [n, c, h, w] if layout == "NCHW" else [n, h, w, c]
     elem = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "uint8": TensorProto.UINT8}[dtype]
     inputs = [helper.make_tensor_value_info("image", elem, shape)]
-    nodes, inits = [], [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "B"),
-                        numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape")]
+    nodes, inits = (
+        [],
+        [
+            numpy_helper.from_array(W, "W"),
+            numpy_helper.from_array(b, "B"),
+            numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape"),
+        ],
+    )
     cur = "image"
     if layout == "NHWC":
         nodes.append(helper.make_node("Transpose", [cur], ["nchw"], perm=[0, 3, 1, 2]))
@@ -47,16 +69,23 @@ def build(path: Path, W, b, *, layout="NCHW", dtype="float32", batch=None, softm
         nodes.append(helper.make_node("Cast", [cur], ["as_float"], to=TensorProto.FLOAT))
         cur = "as_float"
     if dtype == "uint8":
-        inits += [numpy_helper.from_array(np.array(255.0, np.float32), "c255"),
-                  numpy_helper.from_array(np.asarray(mean, np.float32).reshape(1, -1, 1, 1), "mean"),
-                  numpy_helper.from_array(np.asarray(std, np.float32).reshape(1, -1, 1, 1), "std")]
-        nodes += [helper.make_node("Div", [cur], ["scaled"]), helper.make_node("Sub", ["scaled", "mean"], ["centred"]),
-                  helper.make_node("Div", ["centred", "std"], ["normed"])]
+        inits += [
+            numpy_helper.from_array(np.array(255.0, np.float32), "c255"),
+            numpy_helper.from_array(np.asarray(mean, np.float32).reshape(1, -1, 1, 1), "mean"),
+            numpy_helper.from_array(np.asarray(std, np.float32).reshape(1, -1, 1, 1), "std"),
+        ]
+        nodes += [
+            helper.make_node("Div", [cur], ["scaled"]),
+            helper.make_node("Sub", ["scaled", "mean"], ["centred"]),
+            helper.make_node("Div", ["centred", "std"], ["normed"]),
+        ]
         nodes[-3].input.append("c255")
         cur = "normed"
-    nodes += [helper.make_node("Reshape", [cur, "flat_shape"], ["flat"]),
-              helper.make_node("MatMul", ["flat", "W"], ["mm"]),
-              helper.make_node("Add", ["mm", "B"], ["logits"])]
+    nodes += [
+        helper.make_node("Reshape", [cur, "flat_shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "W"], ["mm"]),
+        helper.make_node("Add", ["mm", "B"], ["logits"]),
+    ]
     out = "logits"
     if softmax:
         nodes.append(helper.make_node("Softmax", [out], ["probs"], axis=1))
@@ -69,7 +98,9 @@ def build(path: Path, W, b, *, layout="NCHW", dtype="float32", batch=None, softm
     out_shape = [n, classes] if out_rank == 2 else [n, 1, classes]
     if extra_input:
         inputs.append(helper.make_tensor_value_info("temperature", TensorProto.FLOAT, [1]))
-    graph = helper.make_graph(nodes, "clf", inputs, [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_shape)], inits)
+    graph = helper.make_graph(
+        nodes, "clf", inputs, [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_shape)], inits
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = ir_version
     if ir_version <= 10:

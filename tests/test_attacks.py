@@ -22,23 +22,43 @@ def ctx(tmp_path_factory):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     classes = tuple(str(i) for i in range(10))
-    train = data.Split(torch.randint(0, 256, (160, 3, 32, 32), dtype=torch.uint8, generator=g),
-                       torch.randint(0, 10, (160,), generator=g), classes)
+    train = data.Split(
+        torch.randint(0, 256, (160, 3, 32, 32), dtype=torch.uint8, generator=g),
+        torch.randint(0, 10, (160,), generator=g),
+        classes,
+    )
     test = data.Split(train.images[:40], train.labels[:40], classes)
     bare = zoo.build("resnet20").eval()
     mean, std = [0.5] * 3, [0.25] * 3
     d_v, d_p, d_a = data.partition(train, 0)
-    return Context(zoo.Normalized(bare, mean, std).eval(), bare, Path("victim.pt"), "0" * 64, "resnet20", mean, std,
-                   "none", train, test, d_v, d_p, d_a, torch.device("cpu"), tmp_path_factory.mktemp("cache"), 0, 0.1)
+    return Context(
+        zoo.Normalized(bare, mean, std).eval(),
+        bare,
+        Path("victim.pt"),
+        "0" * 64,
+        "resnet20",
+        mean,
+        std,
+        "none",
+        train,
+        test,
+        d_v,
+        d_p,
+        d_a,
+        torch.device("cpu"),
+        tmp_path_factory.mktemp("cache"),
+        0,
+        0.1,
+    )
 
 
 @pytest.fixture(scope="module")
 def recipes():
     from gfaudit_trainer import attacks
 
-    return attacks.registry(extract_archs=("vgg11:width=0.25",), unrelated_archs=("vgg11:width=0.25",),
-                            adv_archs=("vgg11:width=0.25",))
-
+    return attacks.registry(
+        extract_archs=("vgg11:width=0.25",), unrelated_archs=("vgg11:width=0.25",), adv_archs=("vgg11:width=0.25",)
+    )
 
 
 def _scale():
@@ -62,8 +82,10 @@ def test_pruning_zeroes_the_stated_share(ctx, recipes, ratio):
     assert ctx.bare.conv1.weight.ne(0).all()  # the victim itself is untouched
 
 
-@pytest.mark.parametrize("name,last_changes,body_changes", [
-    ("ftll", True, False), ("rtll", True, False), ("ftal", True, True), ("rtal", True, True)])
+@pytest.mark.parametrize(
+    "name,last_changes,body_changes",
+    [("ftll", True, False), ("rtll", True, False), ("ftal", True, True), ("rtal", True, True)],
+)
 def test_finetuning_touches_the_right_layers(ctx, recipes, name, last_changes, body_changes):
     import torch
 
@@ -82,7 +104,9 @@ def test_extraction_students_learn_from_the_victim(ctx, recipes, monkeypatch):
 
     calls = []
     real_predict = attacks.predict
-    monkeypatch.setattr(attacks, "predict", lambda *a, **k: calls.append(k.get("probs", False)) or real_predict(*a, **k))
+    monkeypatch.setattr(
+        attacks, "predict", lambda *a, **k: calls.append(k.get("probs", False)) or real_predict(*a, **k)
+    )
     label = recipes["extract-label-vgg11:width=0.25"].run(ctx, _scale(), 3)
     prob = recipes["extract-prob-vgg11:width=0.25"].run(ctx, _scale(), 4)
     assert calls == [False, True]  # the victim's labels, then its posteriors
@@ -130,14 +154,26 @@ def test_library_is_disjoint_from_pools(ctx, tmp_path, monkeypatch):
 
     d_v, d_p, d_a = (set(map(tuple, s.images.flatten(1)[:, :64].tolist())) for s in (ctx.d_v, ctx.d_p, ctx.d_a))
     assert not (d_a & d_v) and not (d_a & d_p) and not (d_v & d_p)
-    monkeypatch.setitem(library.SCALES, "tiny", library.LibraryScale(_scale(), ("copy", "prune-0.2", "unrelated-vgg11:width=0.25-0"),
-                        {"extract_archs": (), "unrelated_archs": ("vgg11:width=0.25",), "adv_archs": ()}))
+    monkeypatch.setitem(
+        library.SCALES,
+        "tiny",
+        library.LibraryScale(
+            _scale(),
+            ("copy", "prune-0.2", "unrelated-vgg11:width=0.25-0"),
+            {"extract_archs": (), "unrelated_archs": ("vgg11:width=0.25",), "adv_archs": ()},
+        ),
+    )
     doc = library.build(ctx, "tiny", tmp_path)
     on_disk = json.loads((tmp_path / "library.json").read_text())
     assert on_disk["independence"]["shares_no_model_with_pools"] is True
     assert [m["attack"] for m in on_disk["models"]] == ["copy", "prune-0.2", "unrelated-vgg11:width=0.25-0"]
-    pool_seeds = {pools._seed(s, role, split, i) for s in range(100) for role in pools.ROLES for split in ("train", "val")
-                  for i in range(40)}
+    pool_seeds = {
+        pools._seed(s, role, split, i)
+        for s in range(100)
+        for role in pools.ROLES
+        for split in ("train", "val")
+        for i in range(40)
+    }
     assert all(m["seed"] not in pool_seeds for m in doc["models"])
     assert all((tmp_path / m["path"]).is_file() for m in doc["models"])
     # Resume: a second build trains nothing and returns the same entries.

@@ -15,9 +15,27 @@ pytestmark = [needs_torch(), needs_shared()]
 
 def test_tiny_benchmark_writes_report(tmp_path):
     out = tmp_path / "docs" / "benchmark.md"
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--scale", "tiny", "--victim", str(SHARED_VICTIM),
-                        "--data", str(SHARED_DATA), "--cache", str(tmp_path / "cache"), "--out", str(out), "--device", "cpu"],
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "run.py"),
+            "--scale",
+            "tiny",
+            "--victim",
+            str(SHARED_VICTIM),
+            "--data",
+            str(SHARED_DATA),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     text = out.read_text()
     for method in ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool"):
@@ -36,9 +54,25 @@ def test_tiny_benchmark_writes_report(tmp_path):
     bundles = sorted(Path(tmp_path / "cache" / "bench-tiny" / "bundles").glob("*.safetensors"))
     assert len(bundles) == 5
     # The separability diagnostic reuses the same cache: pools, library, and its own GAN run.
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "separability.py"), "--scale", "tiny", "--victim",
-                        str(SHARED_VICTIM), "--data", str(SHARED_DATA), "--cache", str(tmp_path / "cache"), "--device", "cpu"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "separability.py"),
+            "--scale",
+            "tiny",
+            "--victim",
+            str(SHARED_VICTIM),
+            "--data",
+            str(SHARED_DATA),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     arucs = [float(m) for m in re.findall(r"^\| (?:preset|oracle)[^|]*\| \d+ \| ([0-9.]+) \|", r.stdout, re.M)]
     assert len(arucs) == 2 and all(0.0 <= a <= 1.0 for a in arucs), r.stdout

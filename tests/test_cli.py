@@ -35,8 +35,22 @@ def test_encrypted_key_needs_password(cli, tmp_path, victim_onnx, pairs):
     assert b"ENCRYPTED" in (tmp_path / "owner.key").read_bytes()
     np.save(tmp_path / "x.npy", pairs[0])
     np.save(tmp_path / "xp.npy", pairs[1])
-    args = ["bundle", "create", "--x", tmp_path / "x.npy", "--x-prime", tmp_path / "xp.npy", "--victim", victim_onnx,
-            "--key", tmp_path / "owner.key", "-o", tmp_path / "fp.safetensors", "--normalization", "imagenet"]
+    args = [
+        "bundle",
+        "create",
+        "--x",
+        tmp_path / "x.npy",
+        "--x-prime",
+        tmp_path / "xp.npy",
+        "--victim",
+        victim_onnx,
+        "--key",
+        tmp_path / "owner.key",
+        "-o",
+        tmp_path / "fp.safetensors",
+        "--normalization",
+        "imagenet",
+    ]
     r = cli(*args, env={"GFAUDIT_KEY_PASSWORD": ""})
     assert r.exit_code == 2 and "GFAUDIT_KEY_PASSWORD" in r.stderr
     assert not (tmp_path / "fp.safetensors").exists()
@@ -130,7 +144,15 @@ def test_doctor(cli):
     assert r.exit_code == (4 if doc["problems"] else 0)
 
 
-@pytest.mark.parametrize("args", [["check"], ["check", "x.onnx"], ["check", "x.onnx", "--bundle", "b", "--format", "xml"],
-                                  ["bundle", "create"], ["nonsense"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check"],
+        ["check", "x.onnx"],
+        ["check", "x.onnx", "--bundle", "b", "--format", "xml"],
+        ["bundle", "create"],
+        ["nonsense"],
+    ],
+)
 def test_usage_errors_exit_2(cli, args):
     assert cli(*args).exit_code == 2

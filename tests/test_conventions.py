@@ -25,7 +25,16 @@ def folder(tmp_path_factory, victim_onnx):
 
 
 def test_quiet_prints_nothing_on_stderr_unless_the_run_fails(cli, tmp_path, folder, signed_bundle, keypair):
-    base = ["check", folder, "--bundle", signed_bundle, "--pubkey", keypair[1], "--json-file-output", tmp_path / "r.json"]
+    base = [
+        "check",
+        folder,
+        "--bundle",
+        signed_bundle,
+        "--pubkey",
+        keypair[1],
+        "--json-file-output",
+        tmp_path / "r.json",
+    ]
     loud = cli(*base)
     assert loud.exit_code == 1 and "[1/2]" in loud.stderr and "wrote" in loud.stderr
     for args in (base + ["--quiet"], ["-q"] + base, base + ["-q", "--format", "sarif", "-o", tmp_path / "r.sarif"]):
@@ -45,8 +54,12 @@ def test_folder_of_models_is_expanded_sorted(cli, folder, signed_bundle, keypair
 
 
 def test_ci_environment_variables(cli, folder, signed_bundle, keypair):
-    env = {"GFAUDIT_BUNDLE": str(signed_bundle), "GFAUDIT_PUBKEY": Path(keypair[1]).read_text(),
-           "GFAUDIT_FORMAT": "json", "GFAUDIT_DEVICE": "cpu"}
+    env = {
+        "GFAUDIT_BUNDLE": str(signed_bundle),
+        "GFAUDIT_PUBKEY": Path(keypair[1]).read_text(),
+        "GFAUDIT_FORMAT": "json",
+        "GFAUDIT_DEVICE": "cpu",
+    }
     r = cli("check", folder / "b-copy.onnx", env=env)
     assert r.exit_code == 1, r.output
     doc = json.loads(r.stdout)
@@ -61,25 +74,54 @@ def test_python_dash_m_and_shell_completion(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("gfaudit ")
     r = subprocess.run([sys.executable, "-m", "gfaudit", "--help"], capture_output=True, text=True, timeout=120)
     assert "Usage: gfaudit " in r.stdout and "--install-completion" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "gfaudit", "--show-completion", "bash"], capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
+    r = subprocess.run(
+        [sys.executable, "-m", "gfaudit", "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SHELL": "/bin/bash"},
+    )
     assert r.returncode == 0 and "_GFAUDIT_COMPLETE" in r.stdout
     # The completion script really completes: ask it for the subcommands that start with "ch".
-    r = subprocess.run([sys.executable, "-m", "gfaudit"], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "_GFAUDIT_COMPLETE": "complete_bash", "COMP_WORDS": "gfaudit ch",
-                            "COMP_CWORD": "1"})
+    r = subprocess.run(
+        [sys.executable, "-m", "gfaudit"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "_GFAUDIT_COMPLETE": "complete_bash", "COMP_WORDS": "gfaudit ch", "COMP_CWORD": "1"},
+    )
     assert "check" in r.stdout.split()
 
 
 def test_plot_checks_matplotlib_before_scoring(tmp_path, signed_bundle, keypair, victim_onnx):
     (tmp_path / "v.onnx").write_bytes(victim_onnx.read_bytes())
     (tmp_path / "library.json").write_text(json.dumps({"models": [{"path": "v.onnx", "label": "pirated"}]}))
-    block = ("import sys\nclass _No:\n    def find_spec(self, name, path=None, target=None):\n"
-             "        if name.split('.')[0] == 'matplotlib':\n            raise ImportError('blocked')\n"
-             "sys.meta_path.insert(0, _No())\nfrom gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n")
-    r = subprocess.run([sys.executable, "-c", block, "evaluate", "--library", str(tmp_path), "--bundle", str(signed_bundle),
-                        "--pubkey", str(keypair[1]), "--plot", str(tmp_path / "c.png"), "--json-file-output",
-                        str(tmp_path / "e.json")], capture_output=True, text=True, timeout=120)
+    block = (
+        "import sys\nclass _No:\n    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'matplotlib':\n            raise ImportError('blocked')\n"
+        "sys.meta_path.insert(0, _No())\nfrom gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            block,
+            "evaluate",
+            "--library",
+            str(tmp_path),
+            "--bundle",
+            str(signed_bundle),
+            "--pubkey",
+            str(keypair[1]),
+            "--plot",
+            str(tmp_path / "c.png"),
+            "--json-file-output",
+            str(tmp_path / "e.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "pip install 'gfaudit[plot]'" in r.stderr
     assert "score" not in r.stderr and r.stderr.count("\n") == 1  # nothing was scored first
     assert json.loads((tmp_path / "e.json").read_text())["error"]["code"] == 2
@@ -161,8 +203,11 @@ def _imports(package: str, folder: Path) -> dict[str, set[str]]:
         base = m.split(".") if path.name == "__init__.py" else m.split(".")[:-1]
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
-                target = (".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
-                          if node.level else node.module or "")
+                target = (
+                    ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+                    if node.level
+                    else node.module or ""
+                )
                 names = [target] + [f"{target}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]

@@ -34,7 +34,7 @@ def _blocks(*langs: str) -> list[tuple[str, int, str]]:
         text = doc.read_text()
         for m in FENCE.finditer(text):
             if m.group(1) in langs:
-                out.append((doc.name, text[:m.start()].count("\n") + 1, m.group(2)))
+                out.append((doc.name, text[: m.start()].count("\n") + 1, m.group(2)))
     return out
 
 
@@ -81,7 +81,7 @@ def gfaudit_args(cmd: list[str]) -> list[str] | None:
     if cmd[0] == "docker" and cmd[1:2] == ["run"]:
         for i, tok in enumerate(cmd):
             if re.search(r"(^|/)gfaudit:[\w.-]+$", tok):
-                return cmd[i + 1:]
+                return cmd[i + 1 :]
     return None
 
 
@@ -117,8 +117,9 @@ def check_gfaudit_invocation(args: list[str], where: str) -> None:
     assert path or flags, f"{where}: `gfaudit` without a subcommand"
     flags += [(tuple(path), t.split("=", 1)[0]) for t in rest if re.fullmatch(r"--?[A-Za-z][\w-]*(=.*)?", t)]
     for owner, flag in flags:
-        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text(*owner)), \
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text(*owner)), (
             f"{where}: `gfaudit {' '.join(owner)}` has no option {flag}"
+        )
 
 
 def check_repo_paths(cmd: list[str], where: str) -> None:
@@ -182,7 +183,7 @@ def test_links_stay_inside_the_repository():
 
 def test_readme_demo_runs_as_written():
     """The demo's gfaudit command, as written (globs expanded by the shell), from the repository root."""
-    (_, _, script), = [b for b in SHELL if b[0] == "README.md" and "gfaudit check" in b[2]]
+    ((_, _, script),) = [b for b in SHELL if b[0] == "README.md" and "gfaudit check" in b[2]]
     (cmd,) = [c for c in simple_commands(script) if gfaudit_args(c)]
     args = [p for a in gfaudit_args(cmd) for p in (sorted(glob.glob(str(REPO / a))) if "*" in a else [a])]
     import os
@@ -247,8 +248,9 @@ def test_yaml_snippet_validates_against_its_ci_schema(block, tmp_path):
     schema, doc = _classify(_yaml(text))
     target = tmp_path / "snippet.json"
     target.write_text(json.dumps(doc))
-    r = subprocess.run([_check_jsonschema(), "--builtin-schema", schema, str(target)], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [_check_jsonschema(), "--builtin-schema", schema, str(target)], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, f"{name}:{line} against {schema}:\n{r.stdout}{r.stderr}"
     for script in _shell_of(doc):
         syntax = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
@@ -264,8 +266,12 @@ def test_schema_check_rejects_the_old_gitlab_entrypoint(tmp_path):
     bad = {"job": {"image": "ghcr.io/owner/gfaudit:cpu", "entrypoint": [""], "script": ["gfaudit --version"]}}
     target = tmp_path / "bad.json"
     target.write_text(json.dumps(bad))
-    r = subprocess.run([_check_jsonschema(), "--builtin-schema", "vendor.gitlab-ci", str(target)], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [_check_jsonschema(), "--builtin-schema", "vendor.gitlab-ci", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode != 0
 
 

@@ -24,8 +24,19 @@ def library(tmp_path, victim_onnx):
 
 
 def test_evaluate_agrees_with_check_json(cli, library, signed_bundle, keypair, tmp_path):
-    r = cli("evaluate", "--library", library, "--bundle", signed_bundle, "--pubkey", keypair[1], "--format", "json",
-            "--plot", tmp_path / "curves.png")
+    r = cli(
+        "evaluate",
+        "--library",
+        library,
+        "--bundle",
+        signed_bundle,
+        "--pubkey",
+        keypair[1],
+        "--format",
+        "json",
+        "--plot",
+        tmp_path / "curves.png",
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert (tmp_path / "curves.png").stat().st_size > 1000
@@ -43,13 +54,24 @@ def test_evaluate_agrees_with_check_json(cli, library, signed_bundle, keypair, t
 
 
 def test_evaluate_markdown_has_family_table(cli, library, signed_bundle, keypair):
-    r = cli("evaluate", "--library", library / "library.json", "--bundle", signed_bundle, "--pubkey", keypair[1],
-            "--format", "markdown")
+    r = cli(
+        "evaluate",
+        "--library",
+        library / "library.json",
+        "--bundle",
+        signed_bundle,
+        "--pubkey",
+        keypair[1],
+        "--format",
+        "markdown",
+    )
     assert r.exit_code == 0
     assert "| ARUC |" in r.stdout and "| unrelated | independent | 3 |" in r.stdout
 
 
-@pytest.mark.parametrize("content", ["not json", '{"models": []}', '{"models": [{"path": "a.onnx", "label": "maybe"}]}'])
+@pytest.mark.parametrize(
+    "content", ["not json", '{"models": []}', '{"models": [{"path": "a.onnx", "label": "maybe"}]}']
+)
 def test_bad_library_is_usage_error(cli, tmp_path, signed_bundle, keypair, content):
     (tmp_path / "library.json").write_text(content)
     r = cli("evaluate", "--library", tmp_path, "--bundle", signed_bundle, "--pubkey", keypair[1])
@@ -58,8 +80,9 @@ def test_bad_library_is_usage_error(cli, tmp_path, signed_bundle, keypair, conte
 
 def test_missing_model_is_reported_not_crashed(cli, tmp_path, signed_bundle, keypair, victim_onnx):
     (tmp_path / "v.onnx").write_bytes(victim_onnx.read_bytes())
-    (tmp_path / "library.json").write_text(json.dumps({"models": [
-        {"path": "v.onnx", "label": "pirated"}, {"path": "gone.onnx", "label": "unrelated"}]}))
+    (tmp_path / "library.json").write_text(
+        json.dumps({"models": [{"path": "v.onnx", "label": "pirated"}, {"path": "gone.onnx", "label": "unrelated"}]})
+    )
     r = cli("evaluate", "--library", tmp_path, "--bundle", signed_bundle, "--pubkey", keypair[1], "--format", "json")
     assert r.exit_code == 4
     doc = json.loads(r.stdout)

@@ -28,8 +28,28 @@ def local_ray():
 
 
 def _train(cli, tmp_path, keypair, cache: Path, out: str, *extra):
-    r = cli("train", "--victim", SHARED_VICTIM, "--arch", "resnet20", "--data", SHARED_DATA, "--preset", "tiny",
-            "--device", "cpu", "--key", keypair[0], "-o", tmp_path / out, "--cache", cache, "--task-cpus", "1", *extra)
+    r = cli(
+        "train",
+        "--victim",
+        SHARED_VICTIM,
+        "--arch",
+        "resnet20",
+        "--data",
+        SHARED_DATA,
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--key",
+        keypair[0],
+        "-o",
+        tmp_path / out,
+        "--cache",
+        cache,
+        "--task-cpus",
+        "1",
+        *extra,
+    )
     assert r.exit_code == 0, r.output
     return r
 
@@ -69,9 +89,29 @@ def test_tiny_library_on_ray_equals_local_and_resumes(local_ray, cli, tmp_path):
     only = "prune-0.3,unrelated-vgg11:width=0.25-0"
 
     def build(out: Path, *extra):
-        r = cli("library", "build", "--victim", SHARED_VICTIM, "--arch", "resnet20", "--data", SHARED_DATA, "--preset",
-                "tiny", "--device", "cpu", "-o", out, "--cache", tmp_path / "cache", "--only", only, "--task-cpus", "1",
-                *extra)
+        r = cli(
+            "library",
+            "build",
+            "--victim",
+            SHARED_VICTIM,
+            "--arch",
+            "resnet20",
+            "--data",
+            SHARED_DATA,
+            "--preset",
+            "tiny",
+            "--device",
+            "cpu",
+            "-o",
+            out,
+            "--cache",
+            tmp_path / "cache",
+            "--only",
+            only,
+            "--task-cpus",
+            "1",
+            *extra,
+        )
         assert r.exit_code == 0, r.output
         return json.loads((out / "library.json").read_text())
 
@@ -115,6 +155,19 @@ def test_executor_options_are_checked(cli, tmp_path, keypair):
         executors.get("dask")
     with pytest.raises(Exception, match="needs --executor ray"):
         executors.get("local", "auto")
-    r = cli("train", "--victim", SHARED_VICTIM, "--arch", "resnet20", "--preset", "tiny", "--key", keypair[0],
-            "-o", tmp_path / "x.safetensors", "--ray-address", "auto")
+    r = cli(
+        "train",
+        "--victim",
+        SHARED_VICTIM,
+        "--arch",
+        "resnet20",
+        "--preset",
+        "tiny",
+        "--key",
+        keypair[0],
+        "-o",
+        tmp_path / "x.safetensors",
+        "--ray-address",
+        "auto",
+    )
     assert r.exit_code == 2 and "needs --executor ray" in r.output

@@ -137,12 +137,36 @@ def test_bundle_create_onto_the_signing_key_is_refused(cli, work, victim_onnx, p
     np.save(work["dir"] / "x.npy", x)
     np.save(work["dir"] / "xp.npy", xp)
     before = snapshot(work["key"])
-    r = cli("bundle", "create", "--x", work["dir"] / "x.npy", "--x-prime", work["dir"] / "xp.npy",
-            "--victim", victim_onnx, "--key", work["key"], "-o", work["key"])
+    r = cli(
+        "bundle",
+        "create",
+        "--x",
+        work["dir"] / "x.npy",
+        "--x-prime",
+        work["dir"] / "xp.npy",
+        "--victim",
+        victim_onnx,
+        "--key",
+        work["key"],
+        "-o",
+        work["key"],
+    )
     assert r.exit_code == 2 and one_line(r.stderr), r.output
     assert snapshot(work["key"]) == before
-    r = cli("bundle", "create", "--x", work["dir"] / "x.npy", "--x-prime", work["dir"] / "xp.npy",
-            "--victim", victim_onnx, "--key", work["key"], "-o", work["dir"] / "x.npy")
+    r = cli(
+        "bundle",
+        "create",
+        "--x",
+        work["dir"] / "x.npy",
+        "--x-prime",
+        work["dir"] / "xp.npy",
+        "--victim",
+        victim_onnx,
+        "--key",
+        work["key"],
+        "-o",
+        work["dir"] / "x.npy",
+    )
     assert r.exit_code == 2 and "input" in r.stderr
     assert np.array_equal(np.load(work["dir"] / "x.npy"), x)
 
@@ -154,8 +178,17 @@ def test_evaluate_outputs_onto_inputs_are_refused(cli, work, library):
         r = cli("evaluate", "--library", library, "--bundle", work["bundle"], "--pubkey", work["pub"], flag, lib_json)
         assert r.exit_code == 2, r.output
         assert lib_json.read_bytes() == before
-    r = cli("evaluate", "--library", library, "--bundle", work["bundle"], "--pubkey", work["pub"],
-            "-o", library / "copy.onnx")
+    r = cli(
+        "evaluate",
+        "--library",
+        library,
+        "--bundle",
+        work["bundle"],
+        "--pubkey",
+        work["pub"],
+        "-o",
+        library / "copy.onnx",
+    )
     assert r.exit_code == 2 and (library / "copy.onnx").read_bytes() == work["suspect"].read_bytes()
 
 
@@ -208,8 +241,12 @@ def test_pubkey_dev_zero_is_a_usage_error(cli, work):
 def test_fifo_sig_never_hangs(work, tmp_path):
     work["sig"].unlink()
     os.mkfifo(work["sig"])
-    r = subprocess.run([*GFAUDIT, "check", str(work["suspect"]), "--bundle", str(work["bundle"]),
-                        "--pubkey", str(work["pub"])], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [*GFAUDIT, "check", str(work["suspect"]), "--bundle", str(work["bundle"]), "--pubkey", str(work["pub"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 3 and "FIFO" in r.stderr and one_line(r.stderr)
 
 
@@ -231,9 +268,16 @@ def library(tmp_path, victim_onnx):
     lib.mkdir()
     shutil.copy(victim_onnx, lib / "copy.onnx")
     f.build(lib / "other.onnx", *f.weights(seed=3))
-    (lib / "library.json").write_text(json.dumps({"models": [
-        {"path": "copy.onnx", "label": "pirated", "accuracy": 0.5},
-        {"path": "other.onnx", "label": "unrelated"}]}))
+    (lib / "library.json").write_text(
+        json.dumps(
+            {
+                "models": [
+                    {"path": "copy.onnx", "label": "pirated", "accuracy": 0.5},
+                    {"path": "other.onnx", "label": "unrelated"},
+                ]
+            }
+        )
+    )
     return lib
 
 
@@ -243,8 +287,17 @@ def _library_with(lib: Path, entry: dict) -> None:
     (lib / "library.json").write_text(json.dumps(doc))
 
 
-@pytest.mark.parametrize("entry", ["../../etc/passwd", "/etc/shadow", "../nope/missing.onnx", "/nope/missing.onnx",
-                                   "sub/../../x.onnx", "escape.onnx"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "../../etc/passwd",
+        "/etc/shadow",
+        "../nope/missing.onnx",
+        "/nope/missing.onnx",
+        "sub/../../x.onnx",
+        "escape.onnx",
+    ],
+)
 def test_library_entries_must_stay_inside(cli, library, work, entry):
     if entry == "escape.onnx":
         (library / "escape.onnx").symlink_to(work["suspect"])  # a link that leads out of the folder
@@ -270,8 +323,9 @@ def test_library_non_numeric_accuracy_is_a_usage_error(cli, library, work):
     assert r.exit_code == 2 and "accuracy" in r.stderr and one_line(r.stderr)
 
 
-@pytest.mark.parametrize("text", ['{"models": [], "models": []}', "[" * 100000 + "]" * 100000,
-                                  '{"models": ' + "[" * 70 + "]" * 70 + "}"])
+@pytest.mark.parametrize(
+    "text", ['{"models": [], "models": []}', "[" * 100000 + "]" * 100000, '{"models": ' + "[" * 70 + "]" * 70 + "}"]
+)
 def test_library_json_strict(cli, library, work, text):
     (library / "library.json").write_text(text)
     r = cli("evaluate", "--library", library, "--bundle", work["bundle"], "--pubkey", work["pub"])
@@ -284,9 +338,13 @@ def test_library_json_strict(cli, library, work, text):
 def test_bad_suspects_get_error_rows_and_good_ones_are_scored(cli, work):
     W, b = f.weights(seed=0)
     d = work["dir"]
-    bad = [hm.string_outputs(d / "strings.onnx", W, b), hm.nan_outputs(d / "nan.onnx", W, b),
-           hm.nan_outputs(d / "inf.onnx", W, b, float("inf")), f.build(d / "batch.onnx", W, b, batch=2**31),
-           d / "garbage.onnx"]
+    bad = [
+        hm.string_outputs(d / "strings.onnx", W, b),
+        hm.nan_outputs(d / "nan.onnx", W, b),
+        hm.nan_outputs(d / "inf.onnx", W, b, float("inf")),
+        f.build(d / "batch.onnx", W, b, batch=2**31),
+        d / "garbage.onnx",
+    ]
     bad[-1].write_bytes(b"not an onnx model at all")
     for fmt in ("json", "sarif", "text"):
         r = check(cli, work, "--format", fmt, suspects=[*bad, work["suspect"]])
@@ -337,14 +395,25 @@ def test_timeout_must_be_positive(cli, work, value):
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the stand-in CUDA library")
 def test_stdout_stays_clean_when_a_cuda_library_prints(work, tmp_path):
     src = tmp_path / "standin.c"
-    src.write_text('#include <stdio.h>\n#include <unistd.h>\n__attribute__((constructor)) static void noise(void) {'
-                   ' printf("STANDIN stdio noise\\n"); fflush(stdout); write(1, "STANDIN fd1 noise\\n", 18); }\n')
+    src.write_text(
+        "#include <stdio.h>\n#include <unistd.h>\n__attribute__((constructor)) static void noise(void) {"
+        ' printf("STANDIN stdio noise\\n"); fflush(stdout); write(1, "STANDIN fd1 noise\\n", 18); }\n'
+    )
     libdir = tmp_path / "lib"
     libdir.mkdir()
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(libdir / "libcuda.so.1"), str(src)], check=True)
     env = dict(os.environ, LD_LIBRARY_PATH=str(libdir))
-    base = [*GFAUDIT, "check", str(work["suspect"]), "--bundle", str(work["bundle"]), "--pubkey", str(work["pub"]),
-            "--format", "json"]
+    base = [
+        *GFAUDIT,
+        "check",
+        str(work["suspect"]),
+        "--bundle",
+        str(work["bundle"]),
+        "--pubkey",
+        str(work["pub"]),
+        "--format",
+        "json",
+    ]
     import onnxruntime
 
     # doctor always probes the driver, so the stand-in loads whichever onnxruntime is installed.
@@ -365,9 +434,23 @@ def test_ctrl_c_at_any_moment_exits_130_quietly(work, delay):
     # Earlier than the interpreter's own start-up (tens of ms, more on a loaded machine) no Python
     # code of ours runs yet, so no handler can be in place: docs/design.md, "Hardening".
     loop = hm.endless_loop(work["dir"] / "loop.onnx", *f.weights(seed=0))
-    p = subprocess.Popen([*GFAUDIT, "check", str(work["suspect"]), str(loop), "--bundle", str(work["bundle"]),
-                          "--pubkey", str(work["pub"]), "--format", "json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            *GFAUDIT,
+            "check",
+            str(work["suspect"]),
+            str(loop),
+            "--bundle",
+            str(work["bundle"]),
+            "--pubkey",
+            str(work["pub"]),
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(delay)
     p.send_signal(signal.SIGINT)
     out, errs = p.communicate(timeout=60)
@@ -428,7 +511,7 @@ def test_inspect_unverified_with_sig_a_folder(cli, work):
 
 
 def test_sign_unverified_on_junk_tensors(cli, work):
-    work["bundle"].write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":1}junk")
+    work["bundle"].write_bytes(b'\x08\x00\x00\x00\x00\x00\x00\x00{"a":1}junk')
     before = work["sig"].read_bytes()
     r = cli("sign", work["bundle"], "--key", work["key"], "--unverified")
     assert r.exit_code == 3 and one_line(r.stderr), r.output
@@ -444,8 +527,17 @@ def test_sign_threshold_must_be_finite_in_range(cli, work, value):
 
 
 def test_password_set_for_an_unencrypted_key_just_loads_it(cli, work):
-    r = cli("sign", work["bundle"], "--key", work["key"], "--pubkey", work["pub"], "--threshold", "0.6",
-            env={"GFAUDIT_KEY_PASSWORD": "not-needed"})
+    r = cli(
+        "sign",
+        work["bundle"],
+        "--key",
+        work["key"],
+        "--pubkey",
+        work["pub"],
+        "--threshold",
+        "0.6",
+        env={"GFAUDIT_KEY_PASSWORD": "not-needed"},
+    )
     assert r.exit_code == 0, r.output
     assert "encrypted" not in r.stderr
     r = cli("inspect", work["bundle"], "--pubkey", work["pub"], "--format", "json")

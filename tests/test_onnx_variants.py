@@ -38,8 +38,9 @@ def test_variant_scored_like_numpy_reference(cli, tmp_path, signed_bundle, keypa
     result = cli("check", path, "--bundle", signed_bundle, "--pubkey", keypair[1], "--format", "json")
     assert result.exit_code in (0, 1), result.output
     got = json.loads(result.stdout)["suspects"][0]
-    expected = scoring.ard(bundle.y, bundle.y_prime, f.reference_labels(bundle.x, W, b),
-                           f.reference_labels(bundle.x_prime, W, b))
+    expected = scoring.ard(
+        bundle.y, bundle.y_prime, f.reference_labels(bundle.x, W, b), f.reference_labels(bundle.x_prime, W, b)
+    )
     assert got["ard"] == pytest.approx(expected.score, abs=1e-6)
     assert got["p_ori"] == pytest.approx(expected.p_ori, abs=1e-6)
     assert got["p_conf"] == pytest.approx(expected.p_conf, abs=1e-6)

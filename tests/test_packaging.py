@@ -149,11 +149,17 @@ def test_metadata_license_urls_classifiers_and_build_backend():
     data = _pyproject()
     project = data["project"]
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
-    assert any(r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
-               for r in data["build-system"]["requires"])
+    assert any(
+        r.startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
+        for r in data["build-system"]["requires"]
+    )
     assert {"Homepage", "Source", "Issues"} <= set(project["urls"])
     assert "Typing :: Typed" in project["classifiers"]
-    versions = [c.rsplit(" ", 1)[1] for c in project["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    versions = [
+        c.rsplit(" ", 1)[1]
+        for c in project["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
     assert versions and versions[0] == project["requires-python"].removeprefix(">=")
     assert (REPO / "gfaudit" / "py.typed").is_file()
 
@@ -161,8 +167,12 @@ def test_metadata_license_urls_classifiers_and_build_backend():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     (whl,) = out.glob("gfaudit-*.whl")
     return whl
@@ -185,14 +195,20 @@ def test_sdist_carries_no_test_suite(tmp_path):
     """The sdist builds the package; the tests need the repository around them, so none ship half-runnable."""
     import tarfile
 
-    r = subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path), str(REPO)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     (sdist,) = tmp_path.glob("gfaudit-*.tar.gz")
     with tarfile.open(sdist) as t:
         names = [n.split("/", 1)[1] for n in t.getnames() if "/" in n]
     assert not [n for n in names if n.startswith("tests")]
-    assert {"pyproject.toml", "LICENSE", "README.md", "gfaudit/py.typed", "gfaudit/cli.py", "trainer/figure.py"} <= set(names)
+    assert {"pyproject.toml", "LICENSE", "README.md", "gfaudit/py.typed", "gfaudit/cli.py", "trainer/figure.py"} <= set(
+        names
+    )
 
 
 def _fresh_venv(path: Path) -> Path:
@@ -201,8 +217,9 @@ def _fresh_venv(path: Path) -> Path:
 
 
 def _pip(bindir: Path, *args: str):
-    r = subprocess.run([str(bindir / "python"), "-m", "pip", "install", "-q", *args], capture_output=True, text=True,
-                       timeout=1200)
+    r = subprocess.run(
+        [str(bindir / "python"), "-m", "pip", "install", "-q", *args], capture_output=True, text=True, timeout=1200
+    )
     assert r.returncode == 0, r.stderr[-2000:]
 
 
@@ -212,13 +229,29 @@ def _pip_check(bindir: Path) -> None:
 
 
 def _installed(bindir: Path) -> set[str]:
-    r = subprocess.run([str(bindir / "python"), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True)
+    r = subprocess.run(
+        [str(bindir / "python"), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True
+    )
     return {p["name"].lower() for p in json.loads(r.stdout)}
 
 
 def _gfaudit_check(bindir: Path, bundle, pub, victim):
-    return subprocess.run([str(bindir / "gfaudit"), "check", str(victim), "--bundle", str(bundle), "--pubkey", str(pub),
-                           "--format", "json"], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            str(bindir / "gfaudit"),
+            "check",
+            str(victim),
+            "--bundle",
+            str(bundle),
+            "--pubkey",
+            str(pub),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _check_works(bindir: Path, bundle, pub, victim) -> None:

@@ -17,11 +17,13 @@ def suspects(tmp_path, weights):
     """Five suspects: the victim's twin, two unrelated models, an unreadable file, another twin."""
     W, b = weights
     other = onnx_factory.weights(seed=5)
-    paths = [onnx_factory.build(tmp_path / "a-twin.onnx", W, b),
-             onnx_factory.build(tmp_path / "b-other.onnx", *other),
-             onnx_factory.build(tmp_path / "c-other.onnx", *onnx_factory.weights(seed=9)),
-             tmp_path / "d-broken.onnx",
-             onnx_factory.build(tmp_path / "e-twin.onnx", W, b)]
+    paths = [
+        onnx_factory.build(tmp_path / "a-twin.onnx", W, b),
+        onnx_factory.build(tmp_path / "b-other.onnx", *other),
+        onnx_factory.build(tmp_path / "c-other.onnx", *onnx_factory.weights(seed=9)),
+        tmp_path / "d-broken.onnx",
+        onnx_factory.build(tmp_path / "e-twin.onnx", W, b),
+    ]
     paths[3].write_bytes(b"not an onnx model")
     return paths
 
@@ -29,7 +31,9 @@ def suspects(tmp_path, weights):
 def test_check_jobs_gives_the_sequential_report_in_input_order(cli, signed_bundle, keypair, suspects):
     runs = {}
     for jobs in ("1", "3"):
-        r = cli("check", *suspects, "--bundle", signed_bundle, "--pubkey", keypair[1], "--format", "json", "--jobs", jobs)
+        r = cli(
+            "check", *suspects, "--bundle", signed_bundle, "--pubkey", keypair[1], "--format", "json", "--jobs", jobs
+        )
         assert r.exit_code == 4, r.output  # the broken file is an error row; the others are still scored
         runs[jobs] = report(r)
     assert [s["path"] for s in runs["3"]["suspects"]] == [str(p) for p in suspects]
@@ -38,11 +42,27 @@ def test_check_jobs_gives_the_sequential_report_in_input_order(cli, signed_bundl
     assert verdicts[0] == verdicts[4] == "derived" and verdicts[3] == "error"
 
 
-def test_a_timed_out_suspect_under_jobs_costs_the_others_nothing(cli, tmp_path, signed_bundle, keypair, weights, suspects):
+def test_a_timed_out_suspect_under_jobs_costs_the_others_nothing(
+    cli, tmp_path, signed_bundle, keypair, weights, suspects
+):
     loop = hostile_models.endless_loop(tmp_path / "loop.onnx", *weights)
     started = time.perf_counter()
-    r = cli("check", loop, suspects[0], suspects[1], "--bundle", signed_bundle, "--pubkey", keypair[1],
-            "--format", "json", "--jobs", "2", "--timeout", "3")
+    r = cli(
+        "check",
+        loop,
+        suspects[0],
+        suspects[1],
+        "--bundle",
+        signed_bundle,
+        "--pubkey",
+        keypair[1],
+        "--format",
+        "json",
+        "--jobs",
+        "2",
+        "--timeout",
+        "3",
+    )
     rows = report(r)["suspects"]
     assert r.exit_code == 4
     assert rows[0]["verdict"] == "error" and "time limit of 3 s" in rows[0]["error"]
@@ -56,13 +76,29 @@ def test_jobs_must_be_positive(cli, signed_bundle, keypair, suspects):
 
 
 def test_evaluate_jobs_keeps_the_library_order(cli, tmp_path, signed_bundle, keypair, suspects):
-    lib = {"models": [{"path": p.name, "label": "pirated" if "twin" in p.name else "unrelated", "attack": p.stem}
-                      for p in suspects if "broken" not in p.name]}
+    lib = {
+        "models": [
+            {"path": p.name, "label": "pirated" if "twin" in p.name else "unrelated", "attack": p.stem}
+            for p in suspects
+            if "broken" not in p.name
+        ]
+    }
     (tmp_path / "library.json").write_text(json.dumps(lib))
     docs = []
     for jobs in ("1", "2"):
-        r = cli("evaluate", "--library", tmp_path, "--bundle", signed_bundle, "--pubkey", keypair[1], "--format", "json",
-                "--jobs", jobs)
+        r = cli(
+            "evaluate",
+            "--library",
+            tmp_path,
+            "--bundle",
+            signed_bundle,
+            "--pubkey",
+            keypair[1],
+            "--format",
+            "json",
+            "--jobs",
+            jobs,
+        )
         assert r.exit_code == 0, r.output
         docs.append(json.loads(r.stdout))
     assert [m["attack"] for m in docs[1]["models"]] == [m["attack"] for m in lib["models"]]

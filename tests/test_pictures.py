@@ -24,7 +24,7 @@ def png_size(path: Path) -> tuple[int, int]:
     assert data[:8] == PNG_MAGIC
     length, kind = struct.unpack(">I4s", data[8:16])
     assert kind == b"IHDR" and length == 13
-    body = data[16:16 + 13]
+    body = data[16 : 16 + 13]
     assert struct.unpack(">I", data[29:33])[0] == zlib.crc32(kind + body)
     assert data.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82")
     return struct.unpack(">II", body[:8])
@@ -32,10 +32,16 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def _doc(method: str, pirated, unrelated, threshold: float) -> dict:
     g, r, u = metrics.curves(pirated, unrelated)
-    return {"bundle": {"method": method}, "aruc": metrics.aruc(pirated, unrelated),
-            "signed_threshold": {"value": threshold},
-            "curves": {"tau": g[::10].round(3).tolist(), "robustness": r[::10].round(4).tolist(),
-                       "uniqueness": u[::10].round(4).tolist()}}
+    return {
+        "bundle": {"method": method},
+        "aruc": metrics.aruc(pirated, unrelated),
+        "signed_threshold": {"value": threshold},
+        "curves": {
+            "tau": g[::10].round(3).tolist(),
+            "robustness": r[::10].round(4).tolist(),
+            "uniqueness": u[::10].round(4).tolist(),
+        },
+    }
 
 
 def _texts(fig) -> list[str]:
@@ -80,8 +86,10 @@ def test_benchmark_curves_share_one_legend_and_mark_thresholds(tmp_path, monkeyp
     from gfaudit.evaluate import plot_methods
 
     rng = np.random.default_rng(1)
-    docs = {m: _doc(m, rng.uniform(0.3, 1, 16).tolist(), rng.uniform(0, 0.6, 4).tolist(), t)
-            for m, t in (("ganfinger", 0.495), ("ipguard", 0.7), ("conferae", 0.6), ("metafinger", 0.55), ("deepfool", 0.8))}
+    docs = {
+        m: _doc(m, rng.uniform(0.3, 1, 16).tolist(), rng.uniform(0, 0.6, 4).tolist(), t)
+        for m, t in (("ganfinger", 0.495), ("ipguard", 0.7), ("conferae", 0.6), ("metafinger", 0.55), ("deepfool", 0.8))
+    }
     captured = {}
     real_savefig = __import__("matplotlib.figure", fromlist=["Figure"]).Figure.savefig
 

@@ -27,9 +27,15 @@ def _no_traceback(r) -> None:
 @pytest.fixture()
 def case(tmp_path, copy_bundle, victim_onnx, keypair):
     bundle = copy_bundle()
-    return {"bundle": bundle, "sig": Path(str(bundle) + ".sig"), "data": bundle.read_bytes(),
-            "envelope": Path(str(bundle) + ".sig").read_bytes(), "suspect": victim_onnx, "pub": keypair[1],
-            "dir": tmp_path}
+    return {
+        "bundle": bundle,
+        "sig": Path(str(bundle) + ".sig"),
+        "data": bundle.read_bytes(),
+        "envelope": Path(str(bundle) + ".sig").read_bytes(),
+        "suspect": victim_onnx,
+        "pub": keypair[1],
+        "dir": tmp_path,
+    }
 
 
 def _check(cli, c, suspect=None):
@@ -50,13 +56,13 @@ def test_any_change_to_the_bundle_bytes_is_exit_3(cli, case, data):
         i = data.draw(st.integers(0, len(raw) - 1))
         raw[i] ^= data.draw(st.integers(1, 255))
     elif kind == "truncate":
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
     elif kind == "append":
         raw += data.draw(st.binary(min_size=1, max_size=64))
     else:
         i = data.draw(st.integers(0, len(raw) - 1))
         junk = data.draw(st.binary(min_size=1, max_size=32))
-        raw[i:i + len(junk)] = junk
+        raw[i : i + len(junk)] = junk
         if bytes(raw) == case["data"]:
             raw.append(0)
     case["bundle"].write_bytes(bytes(raw))
@@ -81,9 +87,11 @@ def test_envelope_byte_mutations_are_3_unless_only_formatting_changed(cli, case,
         assert json.loads(bytes(raw)) == json.loads(case["envelope"])
 
 
-_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                            max_leaves=8)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(**SETTINGS)
@@ -120,7 +128,7 @@ def test_mutated_onnx_suspects_get_a_verdict_or_an_error_row(cli, case, data):
         for _ in range(data.draw(st.integers(1, 8))):
             raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
     elif kind == "truncate":
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
     else:  # the graph structure lives in the first bytes; the weights follow
         for _ in range(data.draw(st.integers(1, 4))):
             raw[data.draw(st.integers(0, min(400, len(raw) - 1)))] = data.draw(st.integers(0, 255))
@@ -128,8 +136,19 @@ def test_mutated_onnx_suspects_get_a_verdict_or_an_error_row(cli, case, data):
     broken.write_bytes(bytes(raw))
     good = case["dir"] / "good.onnx"
     shutil.copy(case["suspect"], good)
-    r = cli("check", broken, good, "--bundle", case["bundle"], "--pubkey", case["pub"], "--format", "json",
-            "--timeout", "60")
+    r = cli(
+        "check",
+        broken,
+        good,
+        "--bundle",
+        case["bundle"],
+        "--pubkey",
+        case["pub"],
+        "--format",
+        "json",
+        "--timeout",
+        "60",
+    )
     _no_traceback(r)
     doc = json.loads(r.stdout)
     rows = doc["suspects"]

@@ -40,16 +40,30 @@ def suspects(tmp_path_factory, victim_onnx):
 
 def _run(cli, tmp_path, suspect_paths, bundle, pub, *extra):
     js, sarif = tmp_path / "r.json", tmp_path / "r.sarif"
-    r = cli("check", *suspect_paths, "--bundle", bundle, "--pubkey", pub, "--json-file-output", js,
-            "--sarif-file-output", sarif, *extra)
+    r = cli(
+        "check",
+        *suspect_paths,
+        "--bundle",
+        bundle,
+        "--pubkey",
+        pub,
+        "--json-file-output",
+        js,
+        "--sarif-file-output",
+        sarif,
+        *extra,
+    )
     return r, js, sarif
 
 
 @pytest.mark.parametrize("expect", [None, "derived", "not-derived"])
-def test_one_run_writes_text_json_and_sarif_and_levels_follow_the_gate(cli, tmp_path, suspects, signed_bundle,
-                                                                        keypair, expect):
+def test_one_run_writes_text_json_and_sarif_and_levels_follow_the_gate(
+    cli, tmp_path, suspects, signed_bundle, keypair, expect
+):
     extra = ["--expect", expect] if expect else []
-    r, js, sarif = _run(cli, tmp_path, [suspects["derived"], suspects["not-derived"]], signed_bundle, keypair[1], *extra)
+    r, js, sarif = _run(
+        cli, tmp_path, [suspects["derived"], suspects["not-derived"]], signed_bundle, keypair[1], *extra
+    )
     assert r.exit_code == 1, r.output  # one of the two always fails the gate
     assert "P_conf" in r.stdout  # the terminal view, in the same run
     report = json.loads(js.read_text())
@@ -60,7 +74,9 @@ def test_one_run_writes_text_json_and_sarif_and_levels_follow_the_gate(cli, tmp_
     doc = valid_sarif(sarif)
     run = doc["runs"][0]
     assert run["invocations"][0]["executionSuccessful"] is True and run["invocations"][0]["exitCode"] == 1
-    results = {Path(res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]).name: res for res in run["results"]}
+    results = {
+        Path(res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]).name: res for res in run["results"]
+    }
     for name, verdict in (("copy.onnx", "derived"), ("other.onnx", "not-derived")):
         fails_gate = verdict != expect if expect else verdict == "derived"
         res = results[name]
@@ -90,7 +106,9 @@ def test_unreadable_suspect_is_an_error_result_and_an_unsuccessful_run(cli, tmp_
     assert report["error"]["code"] == 4 and "junk.onnx" in report["error"]["message"]
     run = valid_sarif(sarif)["runs"][0]
     inv = run["invocations"][0]
-    assert inv["executionSuccessful"] is False and "junk.onnx" in inv["toolExecutionNotifications"][0]["message"]["text"]
+    assert (
+        inv["executionSuccessful"] is False and "junk.onnx" in inv["toolExecutionNotifications"][0]["message"]["text"]
+    )
     levels = {res["ruleId"]: res["level"] for res in run["results"]}
     assert levels == {"GFA002": "error", "GFA001": "none"}
 
@@ -103,8 +121,9 @@ def _tampered(copy_bundle):
     return path
 
 
-@pytest.mark.parametrize("case,code", [("tampered", 3), ("missing-sig", 3), ("no-pubkey", 2), ("wrong-key-type", 2),
-                                       ("empty-folder", 2)])
+@pytest.mark.parametrize(
+    "case,code", [("tampered", 3), ("missing-sig", 3), ("no-pubkey", 2), ("wrong-key-type", 2), ("empty-folder", 2)]
+)
 def test_failed_run_still_writes_its_report_files(cli, tmp_path, suspects, copy_bundle, keypair, case, code):
     bundle, pub, suspect = copy_bundle(), keypair[1], suspects["derived"]
     env = None
@@ -118,8 +137,20 @@ def test_failed_run_still_writes_its_report_files(cli, tmp_path, suspects, copy_
         suspect = tmp_path / "empty"
         suspect.mkdir()
     out = tmp_path / "out"
-    args = ["check", suspect, "--bundle", bundle, "--json-file-output", out / "r.json",
-            "--sarif-file-output", out / "r.sarif", "--format", "sarif", "-o", out / "main.sarif"]
+    args = [
+        "check",
+        suspect,
+        "--bundle",
+        bundle,
+        "--json-file-output",
+        out / "r.json",
+        "--sarif-file-output",
+        out / "r.sarif",
+        "--format",
+        "sarif",
+        "-o",
+        out / "main.sarif",
+    ]
     if case == "no-pubkey":
         env = {"GFAUDIT_PUBKEY": "", "XDG_CONFIG_HOME": str(tmp_path / "no-config")}
     else:
@@ -151,26 +182,66 @@ def test_missing_cuda_is_exit_4_with_reports(cli, tmp_path, suspects, signed_bun
 
 
 def test_same_file_twice_is_a_usage_error(cli, tmp_path, suspects, signed_bundle, keypair):
-    r = cli("check", suspects["derived"], "--bundle", signed_bundle, "--pubkey", keypair[1], "--format", "json",
-            "-o", tmp_path / "r.json", "--json-file-output", tmp_path / "r.json")
+    r = cli(
+        "check",
+        suspects["derived"],
+        "--bundle",
+        signed_bundle,
+        "--pubkey",
+        keypair[1],
+        "--format",
+        "json",
+        "-o",
+        tmp_path / "r.json",
+        "--json-file-output",
+        tmp_path / "r.json",
+    )
     assert r.exit_code == 2 and not (tmp_path / "r.json").exists()
 
 
-def test_evaluate_writes_json_file_beside_text_and_on_failure(cli, tmp_path, suspects, signed_bundle, keypair, copy_bundle):
+def test_evaluate_writes_json_file_beside_text_and_on_failure(
+    cli, tmp_path, suspects, signed_bundle, keypair, copy_bundle
+):
     lib = tmp_path / "lib"
     lib.mkdir()
     for name in ("derived", "not-derived"):  # library entries are relative paths inside the library folder
         (lib / f"{name}.onnx").write_bytes(suspects[name].read_bytes())
-    (lib / "library.json").write_text(json.dumps({"models": [
-        {"path": "derived.onnx", "label": "pirated"}, {"path": "not-derived.onnx", "label": "unrelated"}]}))
-    r = cli("evaluate", "--library", lib, "--bundle", signed_bundle, "--pubkey", keypair[1],
-            "--json-file-output", tmp_path / "e.json")
+    (lib / "library.json").write_text(
+        json.dumps(
+            {
+                "models": [
+                    {"path": "derived.onnx", "label": "pirated"},
+                    {"path": "not-derived.onnx", "label": "unrelated"},
+                ]
+            }
+        )
+    )
+    r = cli(
+        "evaluate",
+        "--library",
+        lib,
+        "--bundle",
+        signed_bundle,
+        "--pubkey",
+        keypair[1],
+        "--json-file-output",
+        tmp_path / "e.json",
+    )
     assert r.exit_code == 0, r.output
     assert "| ARUC |" in r.stdout
     doc = json.loads((tmp_path / "e.json").read_text())
     assert doc["error"] is None and doc["aruc"] == 1.0
-    r = cli("evaluate", "--library", lib, "--bundle", _tampered(copy_bundle), "--pubkey", keypair[1],
-            "--json-file-output", tmp_path / "e.json")
+    r = cli(
+        "evaluate",
+        "--library",
+        lib,
+        "--bundle",
+        _tampered(copy_bundle),
+        "--pubkey",
+        keypair[1],
+        "--json-file-output",
+        tmp_path / "e.json",
+    )
     assert r.exit_code == 3
     assert json.loads((tmp_path / "e.json").read_text())["error"]["code"] == 3
 
@@ -178,5 +249,9 @@ def test_evaluate_writes_json_file_beside_text_and_on_failure(cli, tmp_path, sus
 def test_evaluate_and_inspect_offer_only_their_formats(cli, signed_bundle, keypair):
     assert cli("evaluate", "--library", ".", "--bundle", signed_bundle, "--sarif-file-output", "x.sarif").exit_code == 2
     for cmd in (["inspect", signed_bundle], ["verify", signed_bundle], ["doctor"]):
-        r = cli(*cmd, "--pubkey", keypair[1], "--format", "sarif") if cmd[0] != "doctor" else cli(*cmd, "--format", "sarif")
+        r = (
+            cli(*cmd, "--pubkey", keypair[1], "--format", "sarif")
+            if cmd[0] != "doctor"
+            else cli(*cmd, "--format", "sarif")
+        )
         assert r.exit_code == 2 and "sarif" in r.stderr

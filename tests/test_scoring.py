@@ -45,14 +45,17 @@ def test_lengths_must_agree():
         scoring.ard(np.array([0, 1]), np.array([1, 0]), np.array([0]), np.array([1, 0]))
 
 
-@pytest.mark.parametrize("score,threshold,expect,verdict,code", [
-    (0.6, 0.5, None, "derived", 1),
-    (0.5, 0.5, None, "derived", 1),  # score >= threshold
-    (0.49, 0.5, None, "not-derived", 0),
-    (0.9, 0.5, "derived", "derived", 0),
-    (0.1, 0.5, "derived", "not-derived", 1),
-    (0.1, 0.5, "not-derived", "not-derived", 0),
-    (0.9, 0.5, "not-derived", "derived", 1),
-])
+@pytest.mark.parametrize(
+    "score,threshold,expect,verdict,code",
+    [
+        (0.6, 0.5, None, "derived", 1),
+        (0.5, 0.5, None, "derived", 1),  # score >= threshold
+        (0.49, 0.5, None, "not-derived", 0),
+        (0.9, 0.5, "derived", "derived", 0),
+        (0.1, 0.5, "derived", "not-derived", 1),
+        (0.1, 0.5, "not-derived", "not-derived", 0),
+        (0.9, 0.5, "not-derived", "derived", 1),
+    ],
+)
 def test_decide(score, threshold, expect, verdict, code):
     assert decide(score, threshold, expect) == (verdict, code)

@@ -48,8 +48,28 @@ def fgsm_case(tmp_path_factory):
 def test_create_verify_check_tamper(cli, fgsm_case, keypair):
     d, victim, other = fgsm_case
     out = d / "fgsm.safetensors"
-    r = cli("bundle", "create", "--x", d / "x.npy", "--x-prime", d / "xp.npy", "--victim", victim, "--normalization",
-            "imagenet", "--method", "fgsm", "--rule", "ard", "--threshold", "0.5", "--key", keypair[0], "-o", out)
+    r = cli(
+        "bundle",
+        "create",
+        "--x",
+        d / "x.npy",
+        "--x-prime",
+        d / "xp.npy",
+        "--victim",
+        victim,
+        "--normalization",
+        "imagenet",
+        "--method",
+        "fgsm",
+        "--rule",
+        "ard",
+        "--threshold",
+        "0.5",
+        "--key",
+        keypair[0],
+        "-o",
+        out,
+    )
     assert r.exit_code == 0, r.output
     v = cli("verify", out, "--pubkey", keypair[1], "--victim", victim, "--format", "json")
     assert v.exit_code == 0 and json.loads(v.stdout)["authenticity"]["ok"]
@@ -68,10 +88,43 @@ def test_create_verify_check_tamper(cli, fgsm_case, keypair):
 def test_torch_free_process_checks_the_resnet20(cli, fgsm_case, keypair, tmp_path):
     d, victim, _ = fgsm_case
     out = tmp_path / "fp.safetensors"
-    assert cli("bundle", "create", "--x", d / "x.npy", "--x-prime", d / "xp.npy", "--victim", victim,
-               "--normalization", "imagenet", "--key", keypair[0], "-o", out).exit_code == 0
+    assert (
+        cli(
+            "bundle",
+            "create",
+            "--x",
+            d / "x.npy",
+            "--x-prime",
+            d / "xp.npy",
+            "--victim",
+            victim,
+            "--normalization",
+            "imagenet",
+            "--key",
+            keypair[0],
+            "-o",
+            out,
+        ).exit_code
+        == 0
+    )
     code = "from gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n"
-    r = subprocess.run([sys.executable, "-c", BLOCK_TORCH + code, "check", str(victim), "--bundle", str(out),
-                        "--pubkey", str(keypair[1]), "--format", "json"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_TORCH + code,
+            "check",
+            str(victim),
+            "--bundle",
+            str(out),
+            "--pubkey",
+            str(keypair[1]),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1, r.stderr
     assert json.loads(r.stdout)["suspects"][0]["verdict"] == "derived"

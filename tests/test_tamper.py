@@ -15,7 +15,7 @@ from gfaudit import bundle as bundle_io, keys
 def _regions(data: bytes) -> dict[str, int]:
     """Offset of one byte inside each region of a safetensors file."""
     n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     regions = {"header_length": 3, "header_json": 8 + n // 2}
     for name, info in header.items():
         if name == "__metadata__":
@@ -35,7 +35,9 @@ def test_untampered_bundle_scores(cli, copy_bundle, victim_onnx, keypair):
     assert json.loads(result.stdout)["suspects"][0]["verdict"] == "derived"
 
 
-@pytest.mark.parametrize("region", ["header_length", "header_json", "tensor_x", "tensor_x_prime", "tensor_y", "tensor_y_prime"])
+@pytest.mark.parametrize(
+    "region", ["header_length", "header_json", "tensor_x", "tensor_x_prime", "tensor_y", "tensor_y_prime"]
+)
 def test_flipped_byte_in_safetensors(cli, copy_bundle, victim_onnx, keypair, region):
     path = copy_bundle()
     data = bytearray(path.read_bytes())
@@ -127,20 +129,31 @@ def _resign(path: Path, key_path: Path, edit) -> None:
     bundle_io.write_signed(path, data, manifest, keys.load_private(key_path))
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (lambda m: m.update(format_version=2), "format version"),
-    (lambda m: m["scoring"].update(threshold=0.5), "wrong type"),
-    (lambda m: m["scoring"].update(threshold="1e-9"), "decimal string"),
-    (lambda m: m["scoring"].update(rule="always_guilty"), "scoring rule"),
-    (lambda m: m["tensors"]["x"].update(shape=[1, 2, 3]), "does not match"),
-    (lambda m: m["input"].update(num_classes=2), "inconsistent"),
-    (lambda m: m["input"].update(num_classes=2, class_names=[]), "out of range"),
-    (lambda m: m["scoring"].update(null_model={"kind": "binomial-upper-bound", "hit_rate": "1.5",
-                                               "false_accusation_rate": "0.001"}), "null_model.hit_rate"),
-    (lambda m: m["scoring"].update(null_model={"kind": "binomial-upper-bound", "hit_rate": 0.1,
-                                               "false_accusation_rate": "0.001"}), "null_model.hit_rate"),
-    (lambda m: m["scoring"].update(null_model={"kind": "trust-me"}), "null_model"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda m: m.update(format_version=2), "format version"),
+        (lambda m: m["scoring"].update(threshold=0.5), "wrong type"),
+        (lambda m: m["scoring"].update(threshold="1e-9"), "decimal string"),
+        (lambda m: m["scoring"].update(rule="always_guilty"), "scoring rule"),
+        (lambda m: m["tensors"]["x"].update(shape=[1, 2, 3]), "does not match"),
+        (lambda m: m["input"].update(num_classes=2), "inconsistent"),
+        (lambda m: m["input"].update(num_classes=2, class_names=[]), "out of range"),
+        (
+            lambda m: m["scoring"].update(
+                null_model={"kind": "binomial-upper-bound", "hit_rate": "1.5", "false_accusation_rate": "0.001"}
+            ),
+            "null_model.hit_rate",
+        ),
+        (
+            lambda m: m["scoring"].update(
+                null_model={"kind": "binomial-upper-bound", "hit_rate": 0.1, "false_accusation_rate": "0.001"}
+            ),
+            "null_model.hit_rate",
+        ),
+        (lambda m: m["scoring"].update(null_model={"kind": "trust-me"}), "null_model"),
+    ],
+)
 def test_signed_but_unacceptable_manifest(cli, copy_bundle, victim_onnx, keypair, edit, needle):
     path = copy_bundle()
     _resign(path, keypair[0], edit)
@@ -162,8 +175,13 @@ def test_signed_null_model_gives_each_suspect_a_p_value(cli, copy_bundle, victim
     plain = _check(cli, copy_bundle("plain.safetensors"), victim_onnx, keypair[1])
     assert json.loads(plain.stdout)["suspects"][0]["p_value"] is None  # signed without calibration: no p-value
     path = copy_bundle()
-    _resign(path, keypair[0], lambda m: m["scoring"].update(
-        null_model={"kind": "binomial-upper-bound", "hit_rate": "0.2", "false_accusation_rate": "0.001"}))
+    _resign(
+        path,
+        keypair[0],
+        lambda m: m["scoring"].update(
+            null_model={"kind": "binomial-upper-bound", "hit_rate": "0.2", "false_accusation_rate": "0.001"}
+        ),
+    )
     result = _check(cli, path, victim_onnx, keypair[1])
     entry = json.loads(result.stdout)["suspects"][0]
     k = json.loads(result.stdout)["bundle"]["k"]

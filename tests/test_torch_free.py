@@ -17,22 +17,40 @@ BLOCK_TORCH = (
 
 
 def _run(code: str, *args: str):
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH + code, *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_import_gfaudit_does_not_import_torch():
-    r = _run("import gfaudit, gfaudit.cli, gfaudit.cli_train, gfaudit.bundle, gfaudit.check, gfaudit.report, gfaudit.api\n"
-             "import gfaudit.formats.sarif, gfaudit.formats.json, gfaudit.formats.text, gfaudit.reports, gfaudit.outputs\n"
-             "assert 'torch' not in sys.modules and 'ray' not in sys.modules\nprint('ok')")
+    r = _run(
+        "import gfaudit, gfaudit.cli, gfaudit.cli_train, gfaudit.bundle, gfaudit.check, gfaudit.report, gfaudit.api\n"
+        "import gfaudit.formats.sarif, gfaudit.formats.json, gfaudit.formats.text, gfaudit.reports, gfaudit.outputs\n"
+        "assert 'torch' not in sys.modules and 'ray' not in sys.modules\nprint('ok')"
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
 
 
 def test_check_runs_where_torch_cannot_be_imported(signed_bundle, keypair, victim_onnx):
-    code = ("from gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\n"
-            "try:\n    main()\nfinally:\n    assert 'torch' not in sys.modules and 'ray' not in sys.modules\n")
-    r = _run(code, "check", str(victim_onnx), str(victim_onnx), "--bundle", str(signed_bundle), "--pubkey",
-             str(keypair[1]), "--format", "json", "--jobs", "2")
+    code = (
+        "from gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\n"
+        "try:\n    main()\nfinally:\n    assert 'torch' not in sys.modules and 'ray' not in sys.modules\n"
+    )
+    r = _run(
+        code,
+        "check",
+        str(victim_onnx),
+        str(victim_onnx),
+        "--bundle",
+        str(signed_bundle),
+        "--pubkey",
+        str(keypair[1]),
+        "--format",
+        "json",
+        "--jobs",
+        "2",
+    )
     assert r.returncode == 1, r.stderr
     assert json.loads(r.stdout)["suspects"][0]["verdict"] == "derived"
 

@@ -16,8 +16,25 @@ pytestmark = needs_torch()
 @needs_shared()
 def test_tiny_train_verify_check(cli, tmp_path, keypair):
     out = tmp_path / "fp.safetensors"
-    r = cli("train", "--victim", SHARED_VICTIM, "--arch", "resnet20", "--data", SHARED_DATA, "--preset", "tiny",
-            "--device", "cpu", "--key", keypair[0], "-o", out, "--cache", tmp_path / "cache")
+    r = cli(
+        "train",
+        "--victim",
+        SHARED_VICTIM,
+        "--arch",
+        "resnet20",
+        "--data",
+        SHARED_DATA,
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--key",
+        keypair[0],
+        "-o",
+        out,
+        "--cache",
+        tmp_path / "cache",
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert out.is_file() and (tmp_path / "fp.safetensors.sig").is_file() and (tmp_path / "fp.png").is_file()
@@ -41,7 +58,9 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
     q = null.hit_rate_bound([r["hits"] for r in calib_rows], k, 0.05)
     null_model = manifest["scoring"]["null_model"]
     assert abs(float(null_model["hit_rate"]) - q) < 1e-6
-    assert float(manifest["scoring"]["threshold"]) == round(min(1.0, null.threshold_for(float(null_model["hit_rate"]), k, 0.001)), 4)
+    assert float(manifest["scoring"]["threshold"]) == round(
+        min(1.0, null.threshold_for(float(null_model["hit_rate"]), k, 0.001)), 4
+    )
     assert entry["p_value"] == float(f"{null.p_value(entry['score'], k, float(null_model['hit_rate'])):.3g}")
     # The shipped bundle's README is rendered from the same signed provenance.
     import sys
@@ -57,13 +76,33 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
     assert all({"adv", "gan", "hinge", "conf", "d"} <= set(row) for row in prov["gan_history"])
     assert manifest["perturbation"]["linf_max"] <= 0.05 + 1 / 255
     # A second run reuses every cached pool model (no training, same pools).
-    r2 = cli("train", "--victim", SHARED_VICTIM, "--arch", "resnet20", "--data", SHARED_DATA, "--preset", "tiny",
-             "--device", "cpu", "--key", keypair[0], "-o", tmp_path / "fp2.safetensors", "--cache", tmp_path / "cache",
-             "--false-accusation", "0.25")
+    r2 = cli(
+        "train",
+        "--victim",
+        SHARED_VICTIM,
+        "--arch",
+        "resnet20",
+        "--data",
+        SHARED_DATA,
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--key",
+        keypair[0],
+        "-o",
+        tmp_path / "fp2.safetensors",
+        "--cache",
+        tmp_path / "cache",
+        "--false-accusation",
+        "0.25",
+    )
     assert r2.exit_code == 0
     assert "epoch 1/1" not in r2.stderr
     # The CLI's false-accusation rate reaches the signed calibration, and a looser alpha never raises the threshold.
-    m2 = json.loads(cli("inspect", tmp_path / "fp2.safetensors", "--pubkey", keypair[1], "--format", "json").stdout)["manifest"]
+    m2 = json.loads(cli("inspect", tmp_path / "fp2.safetensors", "--pubkey", keypair[1], "--format", "json").stdout)[
+        "manifest"
+    ]
     cal = m2["provenance"]["calibration"]
     assert cal["false_accusation_alpha"] == 0.25 and prov["calibration"]["false_accusation_alpha"] == 0.001
     assert m2["scoring"]["null_model"]["false_accusation_rate"] == "0.25"
@@ -71,12 +110,43 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
 
 
 def test_train_fails_fast_on_bad_key_and_victim(cli, tmp_path, keypair):
-    r = cli("train", "--victim", tmp_path / "none.pt", "--arch", "resnet20", "--key", tmp_path / "none.key", "-o", tmp_path / "o.safetensors")
+    r = cli(
+        "train",
+        "--victim",
+        tmp_path / "none.pt",
+        "--arch",
+        "resnet20",
+        "--key",
+        tmp_path / "none.key",
+        "-o",
+        tmp_path / "o.safetensors",
+    )
     assert r.exit_code == 2 and "key file not found" in r.stderr
-    r = cli("train", "--victim", tmp_path / "none.pt", "--arch", "resnet20", "--key", keypair[0], "-o", tmp_path / "o.safetensors",
-            "--preset", "tiny")
+    r = cli(
+        "train",
+        "--victim",
+        tmp_path / "none.pt",
+        "--arch",
+        "resnet20",
+        "--key",
+        keypair[0],
+        "-o",
+        tmp_path / "o.safetensors",
+        "--preset",
+        "tiny",
+    )
     assert r.exit_code == 2 and "victim not found" in r.stderr
-    r = cli("train", "--victim", tmp_path / "none.pt", "--key", keypair[0], "-o", tmp_path / "o.safetensors", "--preset", "huge")
+    r = cli(
+        "train",
+        "--victim",
+        tmp_path / "none.pt",
+        "--key",
+        keypair[0],
+        "-o",
+        tmp_path / "o.safetensors",
+        "--preset",
+        "huge",
+    )
     assert r.exit_code == 2 and "unknown preset" in r.stderr
 
 
@@ -120,8 +190,20 @@ def test_cached_pool_model_is_not_retrained(tmp_path, monkeypatch):
     images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (40,))
     test = Split(images, labels, tuple(str(i) for i in range(10)))
-    args = ("vgg11:width=0.25", tmp_path / "m.safetensors", images, labels, FitConfig(epochs=1, batch_size=20), test,
-            labels, [0.5] * 3, [0.25] * 3, 10, torch.device("cpu"), "m")
+    args = (
+        "vgg11:width=0.25",
+        tmp_path / "m.safetensors",
+        images,
+        labels,
+        FitConfig(epochs=1, batch_size=20),
+        test,
+        labels,
+        [0.5] * 3,
+        [0.25] * 3,
+        10,
+        torch.device("cpu"),
+        "m",
+    )
     model, meta = pools.train_or_load(*args)
     monkeypatch.setattr(pools, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     again, meta2 = pools.train_or_load(*args)
@@ -135,8 +217,21 @@ def test_train_on_cuda_without_a_gpu_is_exit_4(cli, tmp_path, keypair):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU; the missing-CUDA path cannot be shown here")
-    r = cli("train", "--victim", tmp_path / "none.pt", "--arch", "resnet20", "--key", keypair[0], "-o", tmp_path / "o.safetensors",
-            "--preset", "tiny", "--device", "cuda")
+    r = cli(
+        "train",
+        "--victim",
+        tmp_path / "none.pt",
+        "--arch",
+        "resnet20",
+        "--key",
+        keypair[0],
+        "-o",
+        tmp_path / "o.safetensors",
+        "--preset",
+        "tiny",
+        "--device",
+        "cuda",
+    )
     assert r.exit_code == 4 and "cuda" in r.stderr.lower()
     assert not (tmp_path / "o.safetensors").exists()
 
@@ -159,8 +254,14 @@ def test_query_mode_learns_the_teachers_answers_not_the_given_targets():
     for query in ("label", "prob"):
         torch.manual_seed(0)
         student = zoo.Normalized(zoo.build("vgg11:width=0.25"), [0.5] * 3, [0.25] * 3)
-        fit(student, images, wrong, FitConfig(epochs=3, batch_size=32, lr=0.02, query=query), torch.device("cpu"),
-            teacher=AlwaysThree())
+        fit(
+            student,
+            images,
+            wrong,
+            FitConfig(epochs=3, batch_size=32, lr=0.02, query=query),
+            torch.device("cpu"),
+            teacher=AlwaysThree(),
+        )
         assert (predict(student, images, "cpu") == 3).float().mean() > 0.9, query
     with pytest.raises(ValueError, match="needs a teacher"):
         fit(student, images, wrong, FitConfig(epochs=1, query="label"), torch.device("cpu"))

@@ -116,4 +116,6 @@ def test_conf_cap_bounds_the_negative_term_and_none_is_equation_5():
     capped = losses.conf_loss(victim, [], [negative], cap=1.0)
     assert float(capped) == pytest.approx(-1.0)
     close = torch.tensor([[9.0, 0, 0], [0, 9.0, 0]])  # below the cap the two agree
-    assert float(losses.conf_loss(victim, [], [close], cap=1.0)) == pytest.approx(float(losses.conf_loss(victim, [], [close])))
+    assert float(losses.conf_loss(victim, [], [close], cap=1.0)) == pytest.approx(
+        float(losses.conf_loss(victim, [], [close]))
+    )

@@ -10,8 +10,16 @@ from conftest import needs_torch
 
 pytestmark = needs_torch()
 
-OLD_VOTE_KEYS = ["candidates", "victim_correct_and_flipped", "negative_val_follow_before_selection", "eligible",
-                 "selected", "max_cosine", "per_target_cap", "mean_conferrability"]
+OLD_VOTE_KEYS = [
+    "candidates",
+    "victim_correct_and_flipped",
+    "negative_val_follow_before_selection",
+    "eligible",
+    "selected",
+    "max_cosine",
+    "per_target_cap",
+    "mean_conferrability",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +38,9 @@ def setup(tmp_path_factory):
     mean, std = [0.5] * 3, [0.25] * 3
 
     def model():  # linear: untrained, yet its label moves with the input (an untrained CNN's barely does)
-        return zoo.Normalized(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)), mean, std).eval()
+        return zoo.Normalized(
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)), mean, std
+        ).eval()
 
     victim = model()
     images = torch.randint(0, 256, (80, 3, 32, 32), dtype=torch.uint8, generator=g)
@@ -38,12 +48,37 @@ def setup(tmp_path_factory):
     train = data.Split(images, predict(victim, images, "cpu"), classes)
     test = data.Split(train.images[:24], train.labels[:24], classes)
     d_v, d_p, d_a = data.partition(train, 0)
-    ctx = Context(victim, victim.model, Path("victim.pt"), "0" * 64, "vgg11",
-                  mean, std, "none", train, test, d_v, d_p, d_a, torch.device("cpu"),
-                  tmp_path_factory.mktemp("cache"), 0, 0.1)
-    pools = Pools([PoolModel(role, split, 0, "vgg11:width=0.25", 0.1, 0.1, model())
-                   for role, split in [("positive", "train"), ("positive", "val"), ("negative", "train"),
-                                       ("negative", "val"), ("negative", "calib")]])
+    ctx = Context(
+        victim,
+        victim.model,
+        Path("victim.pt"),
+        "0" * 64,
+        "vgg11",
+        mean,
+        std,
+        "none",
+        train,
+        test,
+        d_v,
+        d_p,
+        d_a,
+        torch.device("cpu"),
+        tmp_path_factory.mktemp("cache"),
+        0,
+        0.1,
+    )
+    pools = Pools(
+        [
+            PoolModel(role, split, 0, "vgg11:width=0.25", 0.1, 0.1, model())
+            for role, split in [
+                ("positive", "train"),
+                ("positive", "val"),
+                ("negative", "train"),
+                ("negative", "val"),
+                ("negative", "calib"),
+            ]
+        ]
+    )
     return ctx, pools, presets.get("tiny", baseline_seeds=12, baseline_effort=0.2)
 
 
@@ -77,9 +112,14 @@ def test_baseline_entry_gives_the_pairs_of_its_function(setup, name):
     seeds = seed_images(ctx, preset).subset(torch.arange(preset.baseline_seeds))
     fn = getattr(importlib.import_module(f"gfaudit_trainer.methods.{name}"), name)
     torch.manual_seed(1)
-    xp, rank = fn(ctx.victim, [m.model for m in pools.get("positive", "train")],
-                  [m.model for m in pools.get("negative", "train")], seeds.images, ctx.device,
-                  steps=max(2, int(method.steps * preset.baseline_effort)))
+    xp, rank = fn(
+        ctx.victim,
+        [m.model for m in pools.get("positive", "train")],
+        [m.model for m in pools.get("negative", "train")],
+        seeds.images,
+        ctx.device,
+        steps=max(2, int(method.steps * preset.baseline_effort)),
+    )
     assert cand.x.dtype == cand.x_prime.dtype == torch.uint8
     assert torch.equal(cand.x, seeds.images) and torch.equal(cand.labels, seeds.labels)
     assert torch.equal(cand.x_prime, to_uint8(xp).cpu()) and torch.equal(cand.rank, rank.cpu())

@@ -112,4 +112,6 @@ def test_triangle_schedule_rises_then_falls():
     f = [recipes.lr_factor(fast, s, 100) for s in range(101)]
     peak = max(range(101), key=f.__getitem__)
     assert 15 < peak < 30 and f[0] == pytest.approx(fast.lr_start) and f[100] == pytest.approx(fast.lr_end)
-    assert all(a <= b for a, b in zip(f[:peak], f[1:peak + 1])) and all(a >= b for a, b in zip(f[peak:], f[peak + 1:]))
+    assert all(a <= b for a, b in zip(f[:peak], f[1 : peak + 1])) and all(
+        a >= b for a, b in zip(f[peak:], f[peak + 1 :])
+    )

@@ -51,8 +51,13 @@ def test_selection_filters_on_victim_positives_and_negatives():
     pos = _lookup(table([2, 2, 2, 2, 2], x_labels=(1, 1, 1, 7, 1)))  # disagrees with the victim on x of pair 3
     neg_a = _lookup(table([2, 0, 0, 0, 0]))  # follows x' of pair 0
     neg_b = _lookup(table([0, 0, 0, 0, 0]))
-    pools = Pools([PoolModel("positive", "val", 0, "t", 1, 1, pos), PoolModel("negative", "train", 0, "t", 1, 1, neg_a),
-                   PoolModel("negative", "val", 0, "t", 1, 1, neg_b)])
+    pools = Pools(
+        [
+            PoolModel("positive", "val", 0, "t", 1, 1, pos),
+            PoolModel("negative", "train", 0, "t", 1, 1, neg_a),
+            PoolModel("negative", "val", 0, "t", 1, 1, neg_b),
+        ]
+    )
     args = (victim, pools, x, xp, torch.tensor(truth), 5)
     loose = select(*args, pos_agree=0.9, device="cpu", neg_follow=1.0)
     assert sorted(loose.index.tolist()) == [0, 1, 2] and loose.index.tolist()[-1] == 0  # pair 0 ranks last
@@ -101,12 +106,12 @@ def test_spread_caps_pairs_per_target_and_skips_near_copies():
     x = torch.zeros(6, 3, 4, 4, dtype=torch.uint8)
     base = torch.zeros(3, 4, 4, dtype=torch.uint8)
     xp = torch.stack([base] * 6)
-    xp[0, 0, 0, 0] = 8   # target 0, direction e0
-    xp[1, 0, 0, 0] = 9   # target 0, same direction as pair 0: a near copy
-    xp[2, 1, 1, 1] = 8   # target 0, another direction
-    xp[3, 2, 2, 2] = 8   # target 0, a third direction
-    xp[4, 0, 0, 0] = 8   # target 1, same direction as pair 0 but another target: allowed
-    xp[5, 0, 3, 3] = 8   # target 1
+    xp[0, 0, 0, 0] = 8  # target 0, direction e0
+    xp[1, 0, 0, 0] = 9  # target 0, same direction as pair 0: a near copy
+    xp[2, 1, 1, 1] = 8  # target 0, another direction
+    xp[3, 2, 2, 2] = 8  # target 0, a third direction
+    xp[4, 0, 0, 0] = 8  # target 1, same direction as pair 0 but another target: allowed
+    xp[5, 0, 3, 3] = 8  # target 1
     targets = torch.tensor([0, 0, 0, 0, 1, 1])
     order = torch.arange(6)
     assert spread(order, x, xp, targets, k=6).tolist() == [0, 1, 2, 3, 4, 5]  # no rule: the ranking as is
@@ -137,8 +142,8 @@ def test_perturbation_diversity_statistics():
     x = np.zeros((4, 1, 2, 2), np.uint8)
     xp = x.copy()
     xp[0, 0, 0, 0] = xp[1, 0, 0, 0] = 10  # targets 3, 3: identical perturbations
-    xp[2, 0, 1, 1] = 10                   # target 5: orthogonal to them
-    xp[3, 0, 0, 0] = 10                   # target 5: like the first two
+    xp[2, 0, 1, 1] = 10  # target 5: orthogonal to them
+    xp[3, 0, 0, 0] = 10  # target 5: like the first two
     d = diversity(x, xp, np.array([3, 3, 5, 5]))
     assert d["cosine_same_target"] == pytest.approx((1 + 1 + 0 + 0) / 4)
     assert d["cosine_other_target"] == pytest.approx((1 + 0 + 1 + 0 + 1 + 0 + 1 + 0) / 8)

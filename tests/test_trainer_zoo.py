@@ -27,8 +27,18 @@ def test_shared_resnet20_loads_exactly_and_scores_80_percent(tmp_path):
     assert acc >= 0.80
 
 
-@pytest.mark.parametrize("spec", ["resnet20", "resnet32", "resnet44", "resnet56", "vgg16:width=0.25",
-                                  "vgg19:width=0.25", "densenet:depth=16,growth=6"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "resnet20",
+        "resnet32",
+        "resnet44",
+        "resnet56",
+        "vgg16:width=0.25",
+        "vgg19:width=0.25",
+        "densenet:depth=16,growth=6",
+    ],
+)
 def test_every_arch_maps_images_to_logits(spec):
     import torch
 

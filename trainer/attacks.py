@@ -39,7 +39,9 @@ class Scale:
     unrelated_data: str = "d_a"  # "d_a", or "all": the whole training split, as public models are trained
 
 
-def scratch_config(scale: Scale, arch: str, epochs: int, seed: int, query: str = "", temperature: float = 1.0) -> FitConfig:
+def scratch_config(
+    scale: Scale, arch: str, epochs: int, seed: int, query: str = "", temperature: float = 1.0
+) -> FitConfig:
     """A model trained from scratch at this scale: the scale's recipe, with ``arch``'s fast defaults."""
     if scale.recipe == "fast":
         return FitConfig.fast(epochs, arch, seed=seed, query=query, temperature=temperature)
@@ -82,8 +84,15 @@ def finetune(ctx, scale: Scale, seed: int, *, last_only: bool, reinit: bool) -> 
         head.reset_parameters()
     params = list(head.parameters()) if last_only else None
     data = _attacker_data(ctx, scale, seed)
-    fit(model, data.images, data.labels, FitConfig(scale.finetune_epochs, scale.lr_finetune, scale.batch_size, seed=seed),
-        ctx.device, params=params, desc=f"{'RT' if reinit else 'FT'}{'LL' if last_only else 'AL'}")
+    fit(
+        model,
+        data.images,
+        data.labels,
+        FitConfig(scale.finetune_epochs, scale.lr_finetune, scale.batch_size, seed=seed),
+        ctx.device,
+        params=params,
+        desc=f"{'RT' if reinit else 'FT'}{'LL' if last_only else 'AL'}",
+    )
     return model.model
 
 
@@ -115,8 +124,15 @@ def extract(ctx, scale: Scale, seed: int, *, arch: str, soft: bool) -> nn.Module
     targets = data.labels if query else predict(ctx.victim, data.images, ctx.device, probs=soft)
     model = _student(ctx, arch, seed)
     cfg = scratch_config(scale, arch, scale.extract_epochs, seed, query, scale.temperature if soft else 1.0)
-    fit(model, data.images, targets, cfg, ctx.device, teacher=ctx.victim if query else None,
-        desc=f"extract-{'prob' if soft else 'label'}-{arch}")
+    fit(
+        model,
+        data.images,
+        targets,
+        cfg,
+        ctx.device,
+        teacher=ctx.victim if query else None,
+        desc=f"extract-{'prob' if soft else 'label'}-{arch}",
+    )
     return model.model
 
 
@@ -126,7 +142,11 @@ def fgsm_perturb(eps: float):
     def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         model.eval()
         x = x.clone().requires_grad_(True)
-        loss = F.cross_entropy(model(x), y) if y.dtype == torch.long else F.kl_div(F.log_softmax(model(x), 1), y, reduction="batchmean")
+        loss = (
+            F.cross_entropy(model(x), y)
+            if y.dtype == torch.long
+            else F.kl_div(F.log_softmax(model(x), 1), y, reduction="batchmean")
+        )
         (grad,) = torch.autograd.grad(loss, x)
         adv = (x + eps * grad.sign()).clamp(0, 1).detach()
         # Half clean, half adversarial: the usual mix that keeps clean accuracy.
@@ -141,10 +161,23 @@ def adversarial(ctx, scale: Scale, seed: int, *, arch: str, eps: float = 8 / 255
     data = _attacker_data(ctx, scale, seed)
     targets = predict(ctx.victim, data.images, ctx.device)
     model = _student(ctx, arch, seed)
-    fit(model, data.images, targets, scratch_config(scale, arch, scale.extract_epochs, seed), ctx.device,
-        desc=f"adv-extract-{arch}")
-    fit(model, data.images, targets, FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed + 1),
-        ctx.device, perturb=fgsm_perturb(eps), desc=f"adv-train-{arch}")
+    fit(
+        model,
+        data.images,
+        targets,
+        scratch_config(scale, arch, scale.extract_epochs, seed),
+        ctx.device,
+        desc=f"adv-extract-{arch}",
+    )
+    fit(
+        model,
+        data.images,
+        targets,
+        FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed + 1),
+        ctx.device,
+        perturb=fgsm_perturb(eps),
+        desc=f"adv-train-{arch}",
+    )
     return model.model
 
 
@@ -153,8 +186,14 @@ def unrelated(ctx, scale: Scale, seed: int, *, arch: str) -> nn.Module:
     must not accuse, on the whole training split (``scale.unrelated_data``)."""
     data = ctx.train if scale.unrelated_data == "all" else _attacker_data(ctx, scale, seed)
     model = _student(ctx, arch, seed)
-    fit(model, data.images, data.labels, scratch_config(scale, arch, scale.scratch_epochs or scale.extract_epochs, seed),
-        ctx.device, desc=f"unrelated-{arch}")
+    fit(
+        model,
+        data.images,
+        data.labels,
+        scratch_config(scale, arch, scale.scratch_epochs or scale.extract_epochs, seed),
+        ctx.device,
+        desc=f"unrelated-{arch}",
+    )
     return model.model
 
 
@@ -175,8 +214,15 @@ def adversarial_finetune(ctx, scale: Scale, seed: int, *, eps: float = 8 / 255) 
     torch.manual_seed(seed)
     model = _victim_copy(ctx)
     data = _attacker_data(ctx, scale, seed)
-    fit(model, data.images, data.labels, FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed),
-        ctx.device, perturb=fgsm_perturb(eps), desc="adv-finetune")
+    fit(
+        model,
+        data.images,
+        data.labels,
+        FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed),
+        ctx.device,
+        perturb=fgsm_perturb(eps),
+        desc="adv-finetune",
+    )
     return model.model
 
 
@@ -204,35 +250,130 @@ def _r(name, family, label, model_arch, hyper, fn, **kw) -> Recipe:
     return Recipe(name, family, label, model_arch, hyper, lambda ctx, scale, seed: fn(ctx, scale, seed, **kw))
 
 
-def registry(extract_archs=("resnet20", "vgg11:width=0.5"), unrelated_archs=("resnet20", "vgg11:width=0.5"),
-             adv_archs=("vgg11:width=0.5",)) -> dict[str, Recipe]:
+def registry(
+    extract_archs=("resnet20", "vgg11:width=0.5"),
+    unrelated_archs=("resnet20", "vgg11:width=0.5"),
+    adv_archs=("vgg11:width=0.5",),
+) -> dict[str, Recipe]:
     """All recipes by name; ``library.SCALES`` picks which ones run at each preset."""
     ft = {"data": "D_a, true labels", "optimizer": "SGD momentum 0.9, cosine lr"}
     recipes = [
         _r("copy", "copy", "pirated", None, {"what": "the victim, unchanged"}, prune, ratio=0.0),
         _r("ftll", "fine-tune", "pirated", None, {**ft, "layers": "last"}, finetune, last_only=True, reinit=False),
         _r("ftal", "fine-tune", "pirated", None, {**ft, "layers": "all"}, finetune, last_only=False, reinit=False),
-        _r("rtll", "fine-tune", "pirated", None, {**ft, "layers": "last, re-initialised"}, finetune, last_only=True, reinit=True),
-        _r("rtal", "fine-tune", "pirated", None, {**ft, "layers": "all, last re-initialised"}, finetune, last_only=False, reinit=True),
+        _r(
+            "rtll",
+            "fine-tune",
+            "pirated",
+            None,
+            {**ft, "layers": "last, re-initialised"},
+            finetune,
+            last_only=True,
+            reinit=True,
+        ),
+        _r(
+            "rtal",
+            "fine-tune",
+            "pirated",
+            None,
+            {**ft, "layers": "all, last re-initialised"},
+            finetune,
+            last_only=False,
+            reinit=True,
+        ),
     ]
-    recipes += [_r(f"prune-{r:.1f}", "pruning", "pirated", None, {"ratio": r, "scope": "global, conv+linear weights"},
-                   prune, ratio=r) for r in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
-    recipes += [_r(f"noise-{s:.2f}", "weight-noise", "pirated", None, {"sigma": f"{s} x each weight tensor's std"},
-                   weight_noise, sigma=s) for s in (0.05, 0.1)]
-    recipes += [_r("adv-finetune", "adv-finetune", "pirated", None,
-                   {**ft, "fgsm_eps": "8/255", "mix": "half clean, half FGSM", "start": "the victim"},
-                   adversarial_finetune)]
-    recipes += [_r("filter-blur", "input-filter", "pirated", None, {"kernel": "3x3 Gaussian", "sigma": 0.7},
-                   input_filter, sigma=0.7)]
+    recipes += [
+        _r(
+            f"prune-{r:.1f}",
+            "pruning",
+            "pirated",
+            None,
+            {"ratio": r, "scope": "global, conv+linear weights"},
+            prune,
+            ratio=r,
+        )
+        for r in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    ]
+    recipes += [
+        _r(
+            f"noise-{s:.2f}",
+            "weight-noise",
+            "pirated",
+            None,
+            {"sigma": f"{s} x each weight tensor's std"},
+            weight_noise,
+            sigma=s,
+        )
+        for s in (0.05, 0.1)
+    ]
+    recipes += [
+        _r(
+            "adv-finetune",
+            "adv-finetune",
+            "pirated",
+            None,
+            {**ft, "fgsm_eps": "8/255", "mix": "half clean, half FGSM", "start": "the victim"},
+            adversarial_finetune,
+        )
+    ]
+    recipes += [
+        _r(
+            "filter-blur",
+            "input-filter",
+            "pirated",
+            None,
+            {"kernel": "3x3 Gaussian", "sigma": 0.7},
+            input_filter,
+            sigma=0.7,
+        )
+    ]
     for arch in extract_archs:
-        recipes.append(_r(f"extract-label-{arch}", "extract-label", "pirated", arch, {"data": "D_a queried for labels"},
-                          extract, arch=arch, soft=False))
-        recipes.append(_r(f"extract-prob-{arch}", "extract-prob", "pirated", arch, {"data": "D_a queried for posteriors", "loss": "KL"},
-                          extract, arch=arch, soft=True))
+        recipes.append(
+            _r(
+                f"extract-label-{arch}",
+                "extract-label",
+                "pirated",
+                arch,
+                {"data": "D_a queried for labels"},
+                extract,
+                arch=arch,
+                soft=False,
+            )
+        )
+        recipes.append(
+            _r(
+                f"extract-prob-{arch}",
+                "extract-prob",
+                "pirated",
+                arch,
+                {"data": "D_a queried for posteriors", "loss": "KL"},
+                extract,
+                arch=arch,
+                soft=True,
+            )
+        )
     for arch in adv_archs:
-        recipes.append(_r(f"adv-extract-{arch}", "adv-train", "pirated", arch,
-                          {"fgsm_eps": "8/255", "mix": "half clean, half FGSM"}, adversarial, arch=arch))
+        recipes.append(
+            _r(
+                f"adv-extract-{arch}",
+                "adv-train",
+                "pirated",
+                arch,
+                {"fgsm_eps": "8/255", "mix": "half clean, half FGSM"},
+                adversarial,
+                arch=arch,
+            )
+        )
     for i, arch in enumerate(unrelated_archs):
-        recipes.append(_r(f"unrelated-{arch}-{i}", "unrelated", "unrelated", arch, {"data": "D_a, true labels"},
-                          unrelated, arch=arch))
+        recipes.append(
+            _r(
+                f"unrelated-{arch}-{i}",
+                "unrelated",
+                "unrelated",
+                arch,
+                {"data": "D_a, true labels"},
+                unrelated,
+                arch=arch,
+            )
+        )
     return {r.name: r for r in recipes}

@@ -49,12 +49,20 @@ class Calibration:
         return {group: [row.to_json() for row in rows] for group, rows in self.scores.items()}
 
     def to_json(self) -> dict:
-        return {"rule": self.rule, "false_accusation_alpha": self.alpha, "threshold": self.threshold,
-                "between_pools": self.between_pools, "hit_rate_bound": self.hit_rate_bound,
-                "confidence_delta": CONFIDENCE_DELTA if self.hit_rate_bound is not None else None,
-                "floor_without_calibration_negatives": self.floor,
-                "method": ("binomial tail over K at the calibration negatives' Clopper-Pearson hit-rate bound"
-                           if self.hit_rate_bound is not None else "between validation pools, raised to the floor")}
+        return {
+            "rule": self.rule,
+            "false_accusation_alpha": self.alpha,
+            "threshold": self.threshold,
+            "between_pools": self.between_pools,
+            "hit_rate_bound": self.hit_rate_bound,
+            "confidence_delta": CONFIDENCE_DELTA if self.hit_rate_bound is not None else None,
+            "floor_without_calibration_negatives": self.floor,
+            "method": (
+                "binomial tail over K at the calibration negatives' Clopper-Pearson hit-rate bound"
+                if self.hit_rate_bound is not None
+                else "between validation pools, raised to the floor"
+            ),
+        }
 
 
 def calibrate(victim, pools: Pools, sel: selection.Selection, rule: str, alpha: float, device) -> Calibration:
@@ -70,15 +78,26 @@ def calibrate(victim, pools: Pools, sel: selection.Selection, rule: str, alpha: 
         threshold = min(1.0, null.threshold_for(q, k, alpha))
         top_pos = max((r.score for r in val_pos), default=None)
         if top_pos is not None and threshold > top_pos:
-            log(f"warning: the calibrated threshold {threshold:.3f} is above every positive validation model "
-                f"({top_pos:.3f}): pirates like them would not be flagged")
+            log(
+                f"warning: the calibrated threshold {threshold:.3f} is above every positive validation model "
+                f"({top_pos:.3f}): pirates like them would not be flagged"
+            )
         result = Calibration(round(threshold, 4), rule, alpha, between, round(q, 6), None, scores)
     else:
         base_rate = sel.stats.follow_rate_before_selection()
         floor = 0.0 if base_rate is None else selection.false_accusation_floor(base_rate, k, alpha)
-        result = Calibration(selection.calibrate([r.score for r in val_pos], [r.score for r in val_neg], floor),
-                             rule, alpha, between, None, round(floor, 4), scores)
-    log(f"calibration: threshold {result.threshold} (rule {rule}, alpha {alpha}, hit-rate bound {result.hit_rate_bound}); "
+        result = Calibration(
+            selection.calibrate([r.score for r in val_pos], [r.score for r in val_neg], floor),
+            rule,
+            alpha,
+            between,
+            None,
+            round(floor, 4),
+            scores,
+        )
+    log(
+        f"calibration: threshold {result.threshold} (rule {rule}, alpha {alpha}, hit-rate bound {result.hit_rate_bound}); "
         f"scores positive {[r.score for r in val_pos]}, selection negatives {[r.score for r in val_neg]}, "
-        f"calibration negatives {[r.score for r in calib]}")
+        f"calibration negatives {[r.score for r in calib]}"
+    )
     return result

@@ -56,8 +56,16 @@ def default_cache() -> Path:
     return Path(os.environ.get("GFAUDIT_CACHE") or Path.home() / ".cache" / "gfaudit")
 
 
-def load_context(victim: str | Path, arch: str | None, normalization: str, data: str | None, preset: Preset,
-                 device: str, cache: Path | None, seed: int) -> Context:
+def load_context(
+    victim: str | Path,
+    arch: str | None,
+    normalization: str,
+    data: str | None,
+    preset: Preset,
+    device: str,
+    cache: Path | None,
+    seed: int,
+) -> Context:
     """Load the victim (wrapped in its normalisation), read and partition the data, measure the victim."""
     dev = resolve_device(device)
     cache = Path(cache) if cache else default_cache()
@@ -69,8 +77,25 @@ def load_context(victim: str | Path, arch: str | None, normalization: str, data:
     d_v, d_p, d_a = data_mod.partition(train, seed)
     acc = accuracy(model, test.images, test.labels, dev)
     log(f"victim {Path(victim).name}: test accuracy {acc:.1%} on {len(test)} images; device {dev}")
-    return Context(model, bare, Path(victim), file_sha256(victim), arch, mean, std, normalization, train, test,
-                   d_v, d_p, d_a, dev, cache, seed, acc)
+    return Context(
+        model,
+        bare,
+        Path(victim),
+        file_sha256(victim),
+        arch,
+        mean,
+        std,
+        normalization,
+        train,
+        test,
+        d_v,
+        d_p,
+        d_a,
+        dev,
+        cache,
+        seed,
+        acc,
+    )
 
 
 def seed_images(ctx: Context, preset: Preset) -> data_mod.Split:

@@ -12,8 +12,9 @@ executors: on CPU the same job gives bit-identical weights whichever executor ra
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from gfaudit.errors import GfauditError, UsageError
 
@@ -54,8 +55,9 @@ def default_resources(device, num_cpus: int | None = None, num_gpus: float | Non
     import torch
 
     cuda = str(device).startswith("cuda")
-    return Resources(num_cpus=num_cpus or torch.get_num_threads(),
-                     num_gpus=(0.25 if cuda else 0.0) if num_gpus is None else num_gpus)
+    return Resources(
+        num_cpus=num_cpus or torch.get_num_threads(), num_gpus=(0.25 if cuda else 0.0) if num_gpus is None else num_gpus
+    )
 
 
 def run_task(fn: Callable[[Any, Any], Any], item: Any, shared: Any, threads: int, quiet: bool) -> Any:
@@ -100,23 +102,32 @@ class RayExecutor:
         self.ray = ray
         if not ray.is_initialized():
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=not progress.QUIET,
-                         runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}})
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=not progress.QUIET,
+                    runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
+                )
             except ConnectionError as exc:
-                raise UsageError(f"--ray-address {address}: no Ray cluster there ({str(exc).splitlines()[0][:200]})") from None
+                raise UsageError(
+                    f"--ray-address {address}: no Ray cluster there ({str(exc).splitlines()[0][:200]})"
+                ) from None
 
     def map(self, fn, items: Sequence, resources: Resources, shared: Any = None) -> list:
         ray = self.ray
         if not items:
             return []
-        remote = ray.remote(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
-                            max_retries=resources.max_retries)(run_task)
+        remote = ray.remote(
+            num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_retries=resources.max_retries
+        )(run_task)
         try:
             shared_ref = ray.put(shared)
         except Exception as exc:  # e.g. a TorchScript victim: Ray cannot send it to workers
-            raise UsageError(f"--executor ray cannot send the job data to its workers ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); give the victim as a "
-                             "state_dict with --arch") from None
+            raise UsageError(
+                f"--executor ray cannot send the job data to its workers ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); give the victim as a "
+                "state_dict with --arch"
+            ) from None
         refs = [remote.remote(fn, item, shared_ref, resources.num_cpus, progress.QUIET) for item in items]
         try:
             return ray.get(refs)
@@ -141,4 +152,3 @@ def get(name: str = "local", address: str | None = None):
     if name not in EXECUTORS:
         raise UsageError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
     return EXECUTORS[name](address)
-

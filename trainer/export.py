@@ -14,8 +14,9 @@ import torch.nn as nn
 from gfaudit.errors import SuspectError
 
 
-def export(model: nn.Module, out: str | Path, *, shape=(3, 32, 32), opset: int = 17, check: bool = True,
-           atol: float = 1e-3) -> Path:
+def export(
+    model: nn.Module, out: str | Path, *, shape=(3, 32, 32), opset: int = 17, check: bool = True, atol: float = 1e-3
+) -> Path:
     """Write ``out`` atomically; raise if onnxruntime's labels or logits differ from torch's."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -26,9 +27,16 @@ def export(model: nn.Module, out: str | Path, *, shape=(3, 32, 32), opset: int =
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), tmp, input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                              dynamo=False)
+            torch.onnx.export(
+                model,
+                (example,),
+                tmp,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,
+            )
         if check:
             parity(model, tmp, shape=shape, atol=atol)
         os.chmod(tmp, 0o644)

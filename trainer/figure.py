@@ -30,8 +30,15 @@ def _hwc(img: np.ndarray) -> np.ndarray:
     return img.transpose(1, 2, 0) if img.ndim == 3 and img.shape[0] in (1, 3) else img
 
 
-def save_grid(x_u8, xp_u8, out: str | Path, n: int = 10, y: Sequence[int] | np.ndarray | None = None,
-              y_prime: Sequence[int] | np.ndarray | None = None, class_names: Sequence[str] | None = None) -> Path:
+def save_grid(
+    x_u8,
+    xp_u8,
+    out: str | Path,
+    n: int = 10,
+    y: Sequence[int] | np.ndarray | None = None,
+    y_prime: Sequence[int] | np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Path:
     """Draw the first ``n`` pairs (uint8 [K, C, H, W], numpy or torch) to a PNG, written atomically."""
     from gfaudit.evaluate import require_matplotlib
 
@@ -49,20 +56,25 @@ def save_grid(x_u8, xp_u8, out: str | Path, n: int = 10, y: Sequence[int] | np.n
         cmap = "gray" if a.shape[-1] == 1 else None
         for i, img in enumerate((a, b, diff)):
             ax = axes[i, j]
-            ax.imshow(img.squeeze(-1) if cmap else img, cmap=cmap, vmin=0, vmax=1 if i == 2 else 255,
-                      interpolation="nearest")
+            ax.imshow(
+                img.squeeze(-1) if cmap else img, cmap=cmap, vmin=0, vmax=1 if i == 2 else 255, interpolation="nearest"
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(rows[i], fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
         if y is not None and y_prime is not None:
+
             def name(k: int) -> str:
                 return class_names[k] if class_names and 0 <= k < len(class_names) else str(k)
 
             axes[0, j].set_title(f"{name(int(y[j]))}\n→ {name(int(y_prime[j]))}", fontsize=7)
         axes[2, j].set_xlabel(f"×{gain:.0f}", fontsize=7)
-    fig.suptitle("Fingerprint pairs: victim's label of x → its label of x'  "
-                 "(difference scaled per image to its largest change, grey = 0)", fontsize=8)
+    fig.suptitle(
+        "Fingerprint pairs: victim's label of x → its label of x'  "
+        "(difference scaled per image to its largest change, grey = 0)",
+        fontsize=8,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

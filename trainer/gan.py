@@ -27,7 +27,9 @@ def _norm(c: int) -> nn.Module:
 class _Res(nn.Module):
     def __init__(self, c: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), _norm(c), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, 1, 1), _norm(c))
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, 1, 1), _norm(c), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, 1, 1), _norm(c)
+        )
 
     def forward(self, x):
         return x + self.body(x)
@@ -43,12 +45,23 @@ class Generator(nn.Module):
         self.eps = eps
         self.num_classes = num_classes
         self.net = nn.Sequential(
-            nn.Conv2d(3 + num_classes, c, 3, 1, 1), _norm(c), nn.ReLU(inplace=True),
-            nn.Conv2d(c, 2 * c, 3, 2, 1), _norm(2 * c), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * c, 4 * c, 3, 2, 1), _norm(4 * c), nn.ReLU(inplace=True),
-            _Res(4 * c), _Res(4 * c),
-            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), _norm(2 * c), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), _norm(c), nn.ReLU(inplace=True),
+            nn.Conv2d(3 + num_classes, c, 3, 1, 1),
+            _norm(c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, 2 * c, 3, 2, 1),
+            _norm(2 * c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * c, 4 * c, 3, 2, 1),
+            _norm(4 * c),
+            nn.ReLU(inplace=True),
+            _Res(4 * c),
+            _Res(4 * c),
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1),
+            _norm(2 * c),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1),
+            _norm(c),
+            nn.ReLU(inplace=True),
             nn.Conv2d(c, 3, 3, 1, 1),
         )
 
@@ -65,10 +78,16 @@ class Discriminator(nn.Module):
         super().__init__()
         c = width
         self.net = nn.Sequential(
-            nn.Conv2d(3, c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.BatchNorm2d(4 * c), nn.LeakyReLU(0.2, inplace=True),
-            nn.Flatten(), nn.Linear(4 * c * 16, 1),
+            nn.Conv2d(3, c, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(c, 2 * c, 4, 2, 1),
+            nn.BatchNorm2d(2 * c),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * c, 4 * c, 4, 2, 1),
+            nn.BatchNorm2d(4 * c),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),
+            nn.Linear(4 * c * 16, 1),
         )
 
     def forward(self, x):
@@ -96,8 +115,12 @@ class GanResult:
         if len(self.history) < 2:
             return {}
         first, last = self.history[0], self.history[-1]
-        return {"adv_decreased": last["adv"] < first["adv"], "target_hits_rose": last["flip"] > first["flip"],
-                "conf_decreased": last["conf"] <= first["conf"], "hinge_bounded": last["hinge"] < 0.5}
+        return {
+            "adv_decreased": last["adv"] < first["adv"],
+            "target_hits_rose": last["flip"] > first["flip"],
+            "conf_decreased": last["conf"] <= first["conf"],
+            "hinge_bounded": last["hinge"] < 0.5,
+        }
 
 
 def _frozen(models):
@@ -108,9 +131,17 @@ def _frozen(models):
     return models
 
 
-def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Module], seeds_u8: torch.Tensor,
-          targets: torch.Tensor, cfg: GanConfig, device: torch.device, seed: int = 0,
-          num_classes: int | None = None) -> GanResult:
+def train(
+    victim: nn.Module,
+    positives: list[nn.Module],
+    negatives: list[nn.Module],
+    seeds_u8: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: GanConfig,
+    device: torch.device,
+    seed: int = 0,
+    num_classes: int | None = None,
+) -> GanResult:
     """Alternate D and G steps over the seed images; log every loss term per epoch."""
     torch.manual_seed(seed)
     _frozen([victim, *positives, *negatives])
@@ -131,7 +162,7 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
         D.train()
         with bar(f"GAN epoch {epoch + 1}/{cfg.epochs}", steps) as advance:
             for i in range(steps):
-                idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 x = to_float(seeds_u8[idx], device)
                 t = targets[idx].to(device)
                 delta = G.delta(x, t)
@@ -147,8 +178,12 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
                     "adv": losses.adv_loss(z_v, t, cfg.kappa),
                     "gan": losses.gan_loss(D(xp)),
                     "hinge": losses.hinge_loss(xp - x, cfg.c),
-                    "conf": losses.conf_loss(z_v.detach() if cfg.conf_detach_victim else z_v, [m(xq) for m in positives],
-                                             [m(xq) for m in negatives], cfg.conf_cap),
+                    "conf": losses.conf_loss(
+                        z_v.detach() if cfg.conf_detach_victim else z_v,
+                        [m(xq) for m in positives],
+                        [m(xq) for m in negatives],
+                        cfg.conf_cap,
+                    ),
                     "div": losses.diversity_loss(delta, t),
                 }
                 total = losses.generator_loss(terms, weights)
@@ -165,23 +200,30 @@ def train(victim: nn.Module, positives: list[nn.Module], negatives: list[nn.Modu
                 advance()
         row = {"epoch": epoch + 1, **{k: round(v / n, 5) for k, v in sums.items()}}
         result.history.append(row)
-        log("GAN epoch {epoch}/{total}: total {total_v:.3f} adv {adv:.3f} gan {gan:.3f} hinge {hinge:.3f} "
+        log(
+            "GAN epoch {epoch}/{total}: total {total_v:.3f} adv {adv:.3f} gan {gan:.3f} hinge {hinge:.3f} "
             "conf {conf:.3f} div {div:.3f} | D {d:.3f} | victim hits target {flip:.0%}, mean L2 {l2:.3f}".format(
-                epoch=epoch + 1, total=cfg.epochs, total_v=row["total"], **{k: row[k] for k in sums if k != "total"}))
+                epoch=epoch + 1, total=cfg.epochs, total_v=row["total"], **{k: row[k] for k in sums if k != "total"}
+            )
+        )
     G.eval()
     result.seconds = time.perf_counter() - start
     failed = [name for name, ok in result.direction_checks().items() if not ok]
     if failed:
-        log(f"warning: GAN loss terms did not move as intended: {', '.join(failed)}; "
-            "check the per-epoch log before trusting an ARUC")
+        log(
+            f"warning: GAN loss terms did not move as intended: {', '.join(failed)}; "
+            "check the per-epoch log before trusting an ARUC"
+        )
     return result
 
 
 @torch.no_grad()
-def generate(G: Generator, images_u8: torch.Tensor, targets: torch.Tensor, device, batch_size: int = 500) -> torch.Tensor:
+def generate(
+    G: Generator, images_u8: torch.Tensor, targets: torch.Tensor, device, batch_size: int = 500
+) -> torch.Tensor:
     """x' as uint8 for uint8 x and target classes t."""
     out = []
     for i in range(0, len(images_u8), batch_size):
-        x = to_float(images_u8[i:i + batch_size], device)
-        out.append(to_uint8(G(x, targets[i:i + batch_size].to(device))).cpu())
+        x = to_float(images_u8[i : i + batch_size], device)
+        out.append(to_uint8(G(x, targets[i : i + batch_size].to(device))).cpu())
     return torch.cat(out)

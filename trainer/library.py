@@ -32,21 +32,49 @@ class LibraryScale:
 
 _TINY_ARCH = "vgg11:width=0.25"
 SCALES: dict[str, LibraryScale] = {
-    "tiny": LibraryScale(Scale(1, 1, 1, data_fraction=0.5), ("copy", "prune-0.3", "ftll", "filter-blur",
-                         f"extract-label-{_TINY_ARCH}", f"unrelated-{_TINY_ARCH}-0", f"unrelated-{_TINY_ARCH}-1"),
-                         {"extract_archs": (_TINY_ARCH,), "unrelated_archs": (_TINY_ARCH, _TINY_ARCH), "adv_archs": (_TINY_ARCH,)}),
+    "tiny": LibraryScale(
+        Scale(1, 1, 1, data_fraction=0.5),
+        (
+            "copy",
+            "prune-0.3",
+            "ftll",
+            "filter-blur",
+            f"extract-label-{_TINY_ARCH}",
+            f"unrelated-{_TINY_ARCH}-0",
+            f"unrelated-{_TINY_ARCH}-1",
+        ),
+        {"extract_archs": (_TINY_ARCH,), "unrelated_archs": (_TINY_ARCH, _TINY_ARCH), "adv_archs": (_TINY_ARCH,)},
+    ),
     # Unrelated models as strong as public ones (the whole training split, the fast recipe, CIFAR
     # ResNets of the victim's family among them); students as a determined pirate trains them (all of
     # D_a, the victim asked about every augmented batch, probabilities distilled at T=2).
-    "cpu": LibraryScale(Scale(finetune_epochs=4, extract_epochs=14, adv_epochs=2, recipe="fast", query=True,
-                              temperature=2.0, scratch_epochs=10, unrelated_data="all"), None,
-                        {"extract_archs": ("resnet20", "airbench:width=0.5"),
-                         "unrelated_archs": ("resnet20", "airbench:width=0.5", "resnet32"),
-                         "adv_archs": ("airbench:width=0.5",)}),
-    "paper": LibraryScale(Scale(finetune_epochs=10, extract_epochs=60, adv_epochs=2), None,
-                          {"extract_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet"),
-                           "unrelated_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet") * 5,
-                           "adv_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet")}),
+    "cpu": LibraryScale(
+        Scale(
+            finetune_epochs=4,
+            extract_epochs=14,
+            adv_epochs=2,
+            recipe="fast",
+            query=True,
+            temperature=2.0,
+            scratch_epochs=10,
+            unrelated_data="all",
+        ),
+        None,
+        {
+            "extract_archs": ("resnet20", "airbench:width=0.5"),
+            "unrelated_archs": ("resnet20", "airbench:width=0.5", "resnet32"),
+            "adv_archs": ("airbench:width=0.5",),
+        },
+    ),
+    "paper": LibraryScale(
+        Scale(finetune_epochs=10, extract_epochs=60, adv_epochs=2),
+        None,
+        {
+            "extract_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet"),
+            "unrelated_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet") * 5,
+            "adv_archs": ("resnet20", "resnet32", "vgg16", "vgg19", "densenet"),
+        },
+    ),
 }
 
 
@@ -81,8 +109,18 @@ def jobs(preset: str, out_dir: str | Path, only: list[str] | None = None) -> lis
             raise KeyError(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(recipes)}")
         names = [n for n in names if n in only]
     out = Path(out_dir)
-    return [LibraryJob(preset, name, i, len(names), LIBRARY_SEED_BASE + i, out / f"{_stem(name).replace('=', '').replace(',', '_')}.onnx",
-                       out / "parts" / f"{_stem(name)}.json") for i, name in enumerate(names)]
+    return [
+        LibraryJob(
+            preset,
+            name,
+            i,
+            len(names),
+            LIBRARY_SEED_BASE + i,
+            out / f"{_stem(name).replace('=', '').replace(',', '_')}.onnx",
+            out / "parts" / f"{_stem(name)}.json",
+        )
+        for i, name in enumerate(names)
+    ]
 
 
 def _stem(name: str) -> str:
@@ -102,9 +140,17 @@ def build_one(job: LibraryJob, ctx) -> dict:
     bare = recipe.run(ctx, lib.scale, job.seed).cpu().eval()
     acc = accuracy(zoo.Normalized(bare, ctx.mean, ctx.std).to(ctx.device), ctx.test.images, ctx.test.labels, ctx.device)
     export(bare, job.onnx_path)
-    entry = {"path": job.onnx_path.name, "label": recipe.label, "attack": recipe.name, "family": recipe.family,
-             "arch": recipe.arch or ctx.arch, "accuracy": round(acc, 4), "seed": job.seed, "hyper": recipe.hyper,
-             "seconds": round(time.perf_counter() - start, 1)}
+    entry = {
+        "path": job.onnx_path.name,
+        "label": recipe.label,
+        "attack": recipe.name,
+        "family": recipe.family,
+        "arch": recipe.arch or ctx.arch,
+        "accuracy": round(acc, 4),
+        "seed": job.seed,
+        "hyper": recipe.hyper,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
     _write_json(job.meta_path, entry)
     log(f"library {job.name}: accuracy {acc:.1%} ({entry['seconds']} s)")
     return entry
@@ -126,8 +172,10 @@ def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None, 
         "scale": lib.scale.__dict__,
         "independence": {
             "shares_no_model_with_pools": True,
-            "training_data": (f"pirates: D_a, {len(ctx.d_a)} images, the quarter of the training split disjoint from D_v "
-                              f"and D_p (pools); unrelated models: {lib.scale.unrelated_data}, as public models are trained"),
+            "training_data": (
+                f"pirates: D_a, {len(ctx.d_a)} images, the quarter of the training split disjoint from D_v "
+                f"and D_p (pools); unrelated models: {lib.scale.unrelated_data}, as public models are trained"
+            ),
             "seeds": f"{LIBRARY_SEED_BASE}+i (pools use seeds < {LIBRARY_SEED_BASE})",
             "partition_seed": ctx.seed,
         },

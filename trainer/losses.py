@@ -56,8 +56,9 @@ def kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     return kl_per_sample(p_logits, q_logits).mean()
 
 
-def conf_loss(victim_logits: torch.Tensor, positive: list[torch.Tensor], negative: list[torch.Tensor],
-              cap: float | None = None) -> torch.Tensor:
+def conf_loss(
+    victim_logits: torch.Tensor, positive: list[torch.Tensor], negative: list[torch.Tensor], cap: float | None = None
+) -> torch.Tensor:
     """(5): close to the positive (pirate stand-in) models, far from the negative (unrelated) ones.
 
     The negative term is unbounded: with the paper's gamma = 10 the generator can lower the total

@@ -22,9 +22,25 @@ from .progress import log
 from .training import predict
 
 # Context and its loaders live in trainer/context.py; these names stay importable from here.
-__all__ = ["Calibrated", "Context", "NoFingerprints", "base_provenance", "build_pools", "bundle_provenance",
-           "default_cache", "gan_candidates", "load_context", "pool_key", "run", "runner_up_of", "seed_images",
-           "select_and_calibrate", "sign", "victim_onnx", "write_bundle"]
+__all__ = [
+    "Calibrated",
+    "Context",
+    "NoFingerprints",
+    "base_provenance",
+    "build_pools",
+    "bundle_provenance",
+    "default_cache",
+    "gan_candidates",
+    "load_context",
+    "pool_key",
+    "run",
+    "runner_up_of",
+    "seed_images",
+    "select_and_calibrate",
+    "sign",
+    "victim_onnx",
+    "write_bundle",
+]
 
 
 class NoFingerprints(GfauditError):
@@ -33,33 +49,57 @@ class NoFingerprints(GfauditError):
 
 def pool_key(ctx: Context, preset: presets.Preset) -> str:
     """The pools' folder: one per victim, data and partition; each model file names its own recipe."""
-    ident = {"victim": ctx.victim_sha256, "arch": ctx.arch, "norm": ctx.normalization, "seed": ctx.seed,
-             "n_train": len(ctx.train), "split": "v/p/a 50/25/25", "n_test": len(ctx.test)}
+    ident = {
+        "victim": ctx.victim_sha256,
+        "arch": ctx.arch,
+        "norm": ctx.normalization,
+        "seed": ctx.seed,
+        "n_train": len(ctx.train),
+        "split": "v/p/a 50/25/25",
+        "n_test": len(ctx.test),
+    }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def build_pools(ctx: Context, preset: presets.Preset, references: list[Path] | None = None, executor=None,
-                resources=None) -> tuple[pools_mod.Pools, Path, float]:
+def build_pools(
+    ctx: Context, preset: presets.Preset, references: list[Path] | None = None, executor=None, resources=None
+) -> tuple[pools_mod.Pools, Path, float]:
     """Pools (cached per victim, data, pool config and seed) plus any reference models (ONNX), their
     folder and the seconds spent. Missing pool models train through ``executor`` (trainer/executors.py;
     default: in this process) with ``resources`` per model."""
     run_dir = ctx.cache / "pools" / pool_key(ctx, preset)
     log(f"pools cached in {run_dir}")
     t0 = time.perf_counter()
-    pools = pools_mod.build(ctx.victim, ctx.d_v, ctx.d_p, ctx.test, preset, run_dir, ctx.device, ctx.mean, ctx.std,
-                            ctx.num_classes, ctx.seed, executor=executor, resources=resources)
+    pools = pools_mod.build(
+        ctx.victim,
+        ctx.d_v,
+        ctx.d_p,
+        ctx.test,
+        preset,
+        run_dir,
+        ctx.device,
+        ctx.mean,
+        ctx.std,
+        ctx.num_classes,
+        ctx.seed,
+        executor=executor,
+        resources=resources,
+    )
     if references:
         from . import references as refs
 
         victim_test = predict(ctx.victim, ctx.test.images, ctx.device)
-        pools.models += refs.load(references, ctx.test.images, ctx.test.labels, victim_test, ctx.mean, ctx.std,
-                                  ctx.num_classes)
+        pools.models += refs.load(
+            references, ctx.test.images, ctx.test.labels, victim_test, ctx.mean, ctx.std, ctx.num_classes
+        )
     negatives = [m for m in pools.models if m.role == "negative"]
     weak = [m for m in negatives if m.accuracy < ctx.victim_accuracy]
     if weak:
-        log(f"warning: {len(weak)} of {len(negatives)} negative model(s) are weaker than the victim "
+        log(
+            f"warning: {len(weak)} of {len(negatives)} negative model(s) are weaker than the victim "
             f"({ctx.victim_accuracy:.1%}): fingerprints may transfer to stronger unrelated models, which exist; "
-            "add strong ones with --reference")
+            "add strong ones with --reference"
+        )
     if not pools.get("negative", "calib"):
         log("warning: no calibration negatives: the threshold falls back to the validation pools")
     return pools, run_dir, time.perf_counter() - t0
@@ -80,24 +120,59 @@ def base_provenance(ctx: Context, preset: presets.Preset, pools: pools_mod.Pools
         "victim_arch": ctx.arch,
         "victim_source_sha256": ctx.victim_sha256,
         "victim_test_accuracy": round(ctx.victim_accuracy, 4),
-        "data": {"train": len(ctx.train), "test": len(ctx.test), "d_v": len(ctx.d_v), "d_p": len(ctx.d_p),
-                 "d_a_reserved_for_library": len(ctx.d_a), "fingerprint_seeds": "test split, seeded draw"},
+        "data": {
+            "train": len(ctx.train),
+            "test": len(ctx.test),
+            "d_v": len(ctx.d_v),
+            "d_p": len(ctx.d_p),
+            "d_a_reserved_for_library": len(ctx.d_a),
+            "fingerprint_seeds": "test split, seeded draw",
+        },
         "pools": pools.summary(),
         "timings_s": {"pool_building": round(pool_seconds, 1)},
         "training_versions": versions("torch", "torchvision"),
     }
 
 
-def write_bundle(ctx: Context, run_dir: Path, sel: selection.Selection, *, method: str, rule: str, threshold: float,
-                 provenance: dict, key, out: Path, null_model=None) -> bundle_create.Created:
+def write_bundle(
+    ctx: Context,
+    run_dir: Path,
+    sel: selection.Selection,
+    *,
+    method: str,
+    rule: str,
+    threshold: float,
+    provenance: dict,
+    key,
+    out: Path,
+    null_model=None,
+) -> bundle_create.Created:
     """Sign the selected pairs through the auditor's bundle code, labelled by the victim's ONNX."""
-    created = bundle_create.create(out, x=sel.x.numpy(), x_prime=sel.x_prime.numpy(), victim_onnx=victim_onnx(ctx, run_dir),
-                                   mean=ctx.mean, std=ctx.std, key=key, method=method, rule=rule, threshold=threshold,
-                                   class_names=list(ctx.train.classes), provenance=provenance, null_model=null_model)
+    created = bundle_create.create(
+        out,
+        x=sel.x.numpy(),
+        x_prime=sel.x_prime.numpy(),
+        victim_onnx=victim_onnx(ctx, run_dir),
+        mean=ctx.mean,
+        std=ctx.std,
+        key=key,
+        method=method,
+        rule=rule,
+        threshold=threshold,
+        class_names=list(ctx.train.classes),
+        provenance=provenance,
+        null_model=null_model,
+    )
     # The picture shows exactly the signed pairs, with the labels the victim gave them in the bundle.
     signed = bundle_io.load(created.path, key.public_key())
-    save_grid(signed.x, signed.x_prime, out.with_suffix(".png"), y=signed.y, y_prime=signed.y_prime,
-              class_names=list(ctx.train.classes))
+    save_grid(
+        signed.x,
+        signed.x_prime,
+        out.with_suffix(".png"),
+        y=signed.y,
+        y_prime=signed.y_prime,
+        class_names=list(ctx.train.classes),
+    )
     return created
 
 
@@ -117,8 +192,9 @@ class Calibrated:
         return self.calibration.rule
 
 
-def select_and_calibrate(ctx: Context, pools: pools_mod.Pools, preset: presets.Preset,
-                         method: str | methods.Method) -> Calibrated:
+def select_and_calibrate(
+    ctx: Context, pools: pools_mod.Pools, preset: presets.Preset, method: str | methods.Method
+) -> Calibrated:
     """The one path every method takes: make and select candidate pairs (``Method.fingerprint``),
     then calibrate the threshold on the calibration negatives (trainer/calibration.py)."""
     m = methods.get(method) if isinstance(method, str) else method
@@ -130,14 +206,19 @@ def select_and_calibrate(ctx: Context, pools: pools_mod.Pools, preset: presets.P
         log(f"warning: only {sel.stats.selected} of K={preset.k} pairs passed selection")
     cal = calibration.calibrate(ctx.victim, pools, sel, m.rule, preset.false_accusation_alpha, ctx.device)
     y_prime = predict(ctx.victim, sel.x_prime, ctx.device).numpy()
-    part = {**fp.provenance, "validation_scores": cal.scores_json(), "selection": sel.stats.to_json(),
-            "calibration": cal.to_json(),
-            "fingerprint_diversity": perturbation.diversity(sel.x.numpy(), sel.x_prime.numpy(), y_prime)}
+    part = {
+        **fp.provenance,
+        "validation_scores": cal.scores_json(),
+        "selection": sel.stats.to_json(),
+        "calibration": cal.to_json(),
+        "fingerprint_diversity": perturbation.diversity(sel.x.numpy(), sel.x_prime.numpy(), y_prime),
+    }
     return Calibrated(m.name, sel, cal, fp.timings, part)
 
 
-def bundle_provenance(ctx: Context, preset: presets.Preset, pools: pools_mod.Pools, pool_seconds: float,
-                      result: Calibrated, **extra) -> dict:
+def bundle_provenance(
+    ctx: Context, preset: presets.Preset, pools: pools_mod.Pools, pool_seconds: float, result: Calibrated, **extra
+) -> dict:
     """The provenance a bundle signs: the shared part (``base_provenance``), the method's timings and
     record, then ``extra`` (e.g. ``tool``)."""
     provenance = base_provenance(ctx, preset, pools, pool_seconds)
@@ -149,15 +230,40 @@ def bundle_provenance(ctx: Context, preset: presets.Preset, pools: pools_mod.Poo
 
 def sign(ctx: Context, run_dir: Path, result: Calibrated, provenance: dict, key, out: Path) -> bundle_create.Created:
     """Write the signed bundle of ``result`` with its calibrated threshold and null model."""
-    return write_bundle(ctx, run_dir, result.selection, method=result.method, rule=result.rule,
-                        threshold=result.calibration.threshold, provenance=provenance, key=key, out=out,
-                        null_model=result.calibration.null_model)
+    return write_bundle(
+        ctx,
+        run_dir,
+        result.selection,
+        method=result.method,
+        rule=result.rule,
+        threshold=result.calibration.threshold,
+        provenance=provenance,
+        key=key,
+        out=out,
+        null_model=result.calibration.null_model,
+    )
 
 
-def run(*, victim: str, arch: str | None, normalization: str, data: str | None, preset_name: str, device: str,
-        key: str, out: str, cache: str | None = None, seed: int = 0, overrides: dict | None = None,
-        method: str = "ganfinger", references: list[str] | None = None, executor: str = "local",
-        ray_address: str | None = None, task_cpus: int | None = None, task_gpus: float | None = None) -> dict:
+def run(
+    *,
+    victim: str,
+    arch: str | None,
+    normalization: str,
+    data: str | None,
+    preset_name: str,
+    device: str,
+    key: str,
+    out: str,
+    cache: str | None = None,
+    seed: int = 0,
+    overrides: dict | None = None,
+    method: str = "ganfinger",
+    references: list[str] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    task_cpus: int | None = None,
+    task_gpus: float | None = None,
+) -> dict:
     """Build the fingerprints and write the signed bundle; returns a summary of what was signed.
     ``method`` other than ganfinger makes a baseline's bundle from the same pools and seeds.
     ``executor`` (local or ray, at ``ray_address``) trains the missing pool models, each with
@@ -180,5 +286,11 @@ def run(*, victim: str, arch: str | None, normalization: str, data: str | None, 
     out_path = Path(out)
     created = sign(ctx, run_dir, result, provenance, signing_key, out_path)
     log(f"wrote {created.path} ({created.kept} pairs, threshold {threshold}) and {out_path.with_suffix('.png')}")
-    return {"bundle": str(created.path), "figure": str(out_path.with_suffix(".png")), "victim_onnx": str(run_dir / "victim.onnx"),
-            "threshold": threshold, "kept": created.kept, **provenance["timings_s"]}
+    return {
+        "bundle": str(created.path),
+        "figure": str(out_path.with_suffix(".png")),
+        "victim_onnx": str(run_dir / "victim.onnx"),
+        "threshold": threshold,
+        "kept": created.kept,
+        **provenance["timings_s"],
+    }

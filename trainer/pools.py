@@ -43,10 +43,30 @@ class PoolModel:
     meta: dict = field(default_factory=dict)  # how it was trained (recipe, query, epochs, images, errors agreement)
 
     def to_json(self) -> dict:
-        extra = {k: self.meta[k] for k in ("query", "recipe", "epochs", "train_images", "agreement_on_victim_errors",
-                                           "seconds", "source", "file", "sha256") if k in self.meta}
-        return {"role": self.role, "split": self.split, "index": self.index, "arch": self.arch,
-                "accuracy": round(self.accuracy, 4), "agreement_with_victim": round(self.agreement, 4), **extra}
+        extra = {
+            k: self.meta[k]
+            for k in (
+                "query",
+                "recipe",
+                "epochs",
+                "train_images",
+                "agreement_on_victim_errors",
+                "seconds",
+                "source",
+                "file",
+                "sha256",
+            )
+            if k in self.meta
+        }
+        return {
+            "role": self.role,
+            "split": self.split,
+            "index": self.index,
+            "arch": self.arch,
+            "accuracy": round(self.accuracy, 4),
+            "agreement_with_victim": round(self.agreement, 4),
+            **extra,
+        }
 
 
 @dataclass
@@ -68,7 +88,9 @@ def model_name(role: str, split: str, index: int, arch: str, cfg: FitConfig, dat
     """File stem of a cached pool model: readable, plus a hash of everything that shapes its weights,
     so changing one pool's recipe retrains that pool only."""
     defaults = {"query": "", "recipe": "classic", "temperature": 1.0, "bias_scaler": None}
-    fields = {k: v for k, v in asdict(cfg).items() if not (k in defaults and v == defaults[k])}  # older names stay valid
+    fields = {
+        k: v for k, v in asdict(cfg).items() if not (k in defaults and v == defaults[k])
+    }  # older names stay valid
     if data != "own":
         fields["data"] = data
     recipe = json.dumps({"arch": arch, **fields}, sort_keys=True)
@@ -91,9 +113,22 @@ def load_model(arch: str, path: Path, mean, std, num_classes: int) -> nn.Module:
     return model.eval()
 
 
-def train_or_load(arch: str, path: Path, images, targets, cfg: FitConfig, test: Split, victim_test: torch.Tensor,
-                  mean, std, num_classes: int, device, desc: str, extra_meta: dict | None = None,
-                  teacher: nn.Module | None = None):
+def train_or_load(
+    arch: str,
+    path: Path,
+    images,
+    targets,
+    cfg: FitConfig,
+    test: Split,
+    victim_test: torch.Tensor,
+    mean,
+    std,
+    num_classes: int,
+    device,
+    desc: str,
+    extra_meta: dict | None = None,
+    teacher: nn.Module | None = None,
+):
     """A cached model and its meta, or train it (checkpointed per epoch) and cache it."""
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
@@ -109,9 +144,19 @@ def train_or_load(arch: str, path: Path, images, targets, cfg: FitConfig, test: 
     agree = float((pred == victim_test).float().mean())
     wrong = victim_test != test.labels
     on_errors = float((pred[wrong] == victim_test[wrong]).float().mean()) if wrong.any() else 0.0
-    meta = {"arch": arch, "accuracy": acc, "agreement_with_victim": agree, "agreement_on_victim_errors": on_errors,
-            "epochs": cfg.epochs, "query": cfg.query or "fixed", "recipe": cfg.recipe, "seed": cfg.seed,
-            "train_images": len(images), "seconds": round(seconds, 1), **(extra_meta or {})}
+    meta = {
+        "arch": arch,
+        "accuracy": acc,
+        "agreement_with_victim": agree,
+        "agreement_on_victim_errors": on_errors,
+        "epochs": cfg.epochs,
+        "query": cfg.query or "fixed",
+        "recipe": cfg.recipe,
+        "seed": cfg.seed,
+        "train_images": len(images),
+        "seconds": round(seconds, 1),
+        **(extra_meta or {}),
+    }
     save_model(model.cpu(), path, meta)
     path.with_suffix(".ckpt").unlink(missing_ok=True)
     log(f"{desc}: test accuracy {acc:.1%}, agrees with victim on {agree:.1%} ({on_errors:.1%} of its errors)")
@@ -128,9 +173,17 @@ def fit_config(pool: PoolConfig, arch: str, query: str, seed: int, batch_size: i
     """How one pool model trains: the pool's recipe, epochs and (for students) query."""
     epochs = pool.epochs_for(arch)
     if pool.recipe == "fast":
-        return FitConfig.fast(epochs, arch, seed=seed, query=query, temperature=pool.temperature if query == "prob" else 1.0)
-    return FitConfig(epochs=epochs, lr=pool.lr, batch_size=batch_size, seed=seed, query=query,
-                     temperature=pool.temperature if query == "prob" else 1.0)
+        return FitConfig.fast(
+            epochs, arch, seed=seed, query=query, temperature=pool.temperature if query == "prob" else 1.0
+        )
+    return FitConfig(
+        epochs=epochs,
+        lr=pool.lr,
+        batch_size=batch_size,
+        seed=seed,
+        query=query,
+        temperature=pool.temperature if query == "prob" else 1.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -185,8 +238,9 @@ def is_cached(job: PoolJob) -> bool:
     return job.path.is_file() and job.path.with_suffix(".json").is_file()
 
 
-def pool_data(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset, device, mean, std,
-              num_classes: int) -> PoolData:
+def pool_data(
+    victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset, device, mean, std, num_classes: int
+) -> PoolData:
     images, targets = {}, {}
     for role, pool in (("positive", preset.positive), ("negative", preset.negative)):
         both = pool.data == "d_v+d_p"
@@ -202,9 +256,21 @@ def pool_data(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Pr
 
 def run_job(job: PoolJob, data: PoolData):
     """Train (or load) one pool model into its cache file; the task every executor runs."""
-    return train_or_load(job.arch, job.path, data.images[job.role], data.targets[job.role], job.cfg, data.test,
-                         data.victim_test, data.mean, data.std, data.num_classes, data.device, desc=job.name,
-                         teacher=data.victim if job.cfg.query else None)
+    return train_or_load(
+        job.arch,
+        job.path,
+        data.images[job.role],
+        data.targets[job.role],
+        job.cfg,
+        data.test,
+        data.victim_test,
+        data.mean,
+        data.std,
+        data.num_classes,
+        data.device,
+        desc=job.name,
+        teacher=data.victim if job.cfg.query else None,
+    )
 
 
 def train_job(job: PoolJob, data: PoolData) -> str:
@@ -213,8 +279,21 @@ def train_job(job: PoolJob, data: PoolData) -> str:
     return job.path.name
 
 
-def build(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset, cache: Path, device,
-          mean, std, num_classes: int, seed: int, executor=None, resources=None) -> Pools:
+def build(
+    victim: nn.Module,
+    d_v: Split,
+    d_p: Split,
+    test: Split,
+    preset: Preset,
+    cache: Path,
+    device,
+    mean,
+    std,
+    num_classes: int,
+    seed: int,
+    executor=None,
+    resources=None,
+) -> Pools:
     """Every pool model: the missing ones trained through ``executor`` (default: in this process),
     then all loaded from the cache, so local and Ray runs reuse each other's models."""
     from . import executors
@@ -231,6 +310,9 @@ def build(victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset
     models = []
     for job in todo:
         model, meta = run_job(job, data)
-        models.append(PoolModel(job.role, job.split, job.index, job.spec, meta["accuracy"], meta["agreement_with_victim"],
-                                model, meta))
+        models.append(
+            PoolModel(
+                job.role, job.split, job.index, job.spec, meta["accuracy"], meta["agreement_with_victim"], model, meta
+            )
+        )
     return Pools(models)

@@ -46,12 +46,16 @@ class PoolConfig:
     val_archs: tuple[str, ...]
     epochs: int
     lr: float = 0.05  # classic recipe only; the fast recipe takes its per-family rate (recipes.fast_defaults)
-    query: str = ""  # positive pool only: "" labels the data once; "label"/"prob": the victim labels every augmented batch
+    query: str = (
+        ""  # positive pool only: "" labels the data once; "label"/"prob": the victim labels every augmented batch
+    )
     calib_archs: tuple[str, ...] = ()
     recipe: str = "classic"  # recipes.RECIPES
     data: str = "own"  # "own": D_p (positives) or D_v (negatives); "d_v+d_p": both (never D_a, the library's)
     temperature: float = 1.0  # "prob" students match the victim's posteriors at this temperature
-    epochs_by_family: tuple[tuple[str, int], ...] = ()  # ("resnet", 18): architectures whose name starts so train longer
+    epochs_by_family: tuple[
+        tuple[str, int], ...
+    ] = ()  # ("resnet", 18): architectures whose name starts so train longer
 
     def epochs_for(self, arch: str) -> int:
         """The epochs of one entry: the first matching family's, else the pool's."""
@@ -73,9 +77,13 @@ class Preset:
     pos_agree: float = 0.9  # share of positive validation models that must give the victim's x' label
     x_agreement: bool = True  # every positive model must label x like the victim (keeps pirates' P_ori near 0)
     false_accusation_alpha: float = 1e-3  # the threshold keeps an unrelated model's chance of being flagged below this
-    max_cosine: float = 1.0  # selection skips a pair whose perturbation has a cosine above this with a chosen one of its target
+    max_cosine: float = (
+        1.0  # selection skips a pair whose perturbation has a cosine above this with a chosen one of its target
+    )
     target_cap: float = 0.0  # the most pairs per target class, as a multiple of K / classes (0: no cap)
-    neg_follow: float = 1.0  # the largest share of negative models (training and validation) that may give the victim's x' label
+    neg_follow: float = (
+        1.0  # the largest share of negative models (training and validation) that may give the victim's x' label
+    )
     batch_size: int = 128
     notes: str = ""
     extra: dict = field(default_factory=dict)
@@ -89,31 +97,64 @@ _AIR = "airbench:width=0.5"  # airbench94 at half width: 84 % on the JPEG test s
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
-        name="tiny", train_per_class=40, test_per_class=20,
+        name="tiny",
+        train_per_class=40,
+        test_per_class=20,
         positive=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1),
         negative=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1, calib_archs=("vgg11:width=0.25",)),
-        gan=GanConfig(epochs=4, batch_size=32, width=8, lr_g=5e-3), seeds=64, k=10, pos_agree=0.0, x_agreement=False, baseline_seeds=24,
+        gan=GanConfig(epochs=4, batch_size=32, width=8, lr_g=5e-3),
+        seeds=64,
+        k=10,
+        pos_agree=0.0,
+        x_agreement=False,
+        baseline_seeds=24,
         baseline_effort=0.2,
         notes="plumbing only: models are barely trained",
     ),
     "cpu": Preset(
-        name="cpu", train_per_class=None, test_per_class=None,
-        positive=PoolConfig(("resnet20@label",), (f"{_AIR}@prob",), epochs=14,
-                            query="label", recipe="fast", data="d_v+d_p", temperature=2.0),
-        negative=PoolConfig((_AIR,), (_AIR, "resnet20"), epochs=14, recipe="fast", data="d_v+d_p",
-                            calib_archs=("resnet20", _AIR), epochs_by_family=(("resnet", 16),)),
-        gan=GanConfig(epochs=4, batch_size=64, train_images=12000, diversity=1.0), seeds=4000, k=100, neg_follow=0.0,
-        max_cosine=0.5, target_cap=2.0,
+        name="cpu",
+        train_per_class=None,
+        test_per_class=None,
+        positive=PoolConfig(
+            ("resnet20@label",),
+            (f"{_AIR}@prob",),
+            epochs=14,
+            query="label",
+            recipe="fast",
+            data="d_v+d_p",
+            temperature=2.0,
+        ),
+        negative=PoolConfig(
+            (_AIR,),
+            (_AIR, "resnet20"),
+            epochs=14,
+            recipe="fast",
+            data="d_v+d_p",
+            calib_archs=("resnet20", _AIR),
+            epochs_by_family=(("resnet", 16),),
+        ),
+        gan=GanConfig(epochs=4, batch_size=64, train_images=12000, diversity=1.0),
+        seeds=4000,
+        k=100,
+        neg_follow=0.0,
+        max_cosine=0.5,
+        target_cap=2.0,
         notes="strong models in minutes (the fast recipe): negatives at or above the victim's accuracy, CIFAR "
-              "ResNets among the selection and calibration negatives, calibration negatives unseen by GAN and selection; "
-              "sized to what 2 CPU cores build in about an hour",
+        "ResNets among the selection and calibration negatives, calibration negatives unseen by GAN and selection; "
+        "sized to what 2 CPU cores build in about an hour",
     ),
     "paper": Preset(
-        name="paper", train_per_class=None, test_per_class=None,
+        name="paper",
+        train_per_class=None,
+        test_per_class=None,
         positive=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60, query="label"),
         negative=PoolConfig(_PAPER_ARCHS * 4, _PAPER_ARCHS * 2, epochs=60, calib_archs=_PAPER_ARCHS * 2),
-        gan=GanConfig(epochs=60, batch_size=128, diversity=1.0), seeds=5000, k=100, neg_follow=0.1,
-        max_cosine=0.5, target_cap=2.0,
+        gan=GanConfig(epochs=60, batch_size=128, diversity=1.0),
+        seeds=5000,
+        k=100,
+        neg_follow=0.1,
+        max_cosine=0.5,
+        target_cap=2.0,
         notes="the paper's scale, for a GPU",
     ),
 }

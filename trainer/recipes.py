@@ -42,9 +42,20 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "classic": Recipe(name="classic", momentum=0.9, summed_loss=False, weight_decay=5e-4),
     "fast": Recipe(
-        name="fast", momentum=0.85, summed_loss=True, weight_decay=0.0153, label_smoothing=0.2,
-        schedule="triangle", warmup=0.23, bias_scaler=64.0, lookahead_every=5, translate=2, per_image=True,
-        whiten_bias_epochs=3, default_lr=11.5, default_batch_size=1024,
+        name="fast",
+        momentum=0.85,
+        summed_loss=True,
+        weight_decay=0.0153,
+        label_smoothing=0.2,
+        schedule="triangle",
+        warmup=0.23,
+        bias_scaler=64.0,
+        lookahead_every=5,
+        translate=2,
+        per_image=True,
+        whiten_bias_epochs=3,
+        default_lr=11.5,
+        default_batch_size=1024,
     ),
 }
 

@@ -60,8 +60,15 @@ def expand(paths: list[Path]) -> list[Path]:
     return unique
 
 
-def load(paths: list[Path], test_images: torch.Tensor, test_labels: torch.Tensor, victim_test: torch.Tensor,
-         mean, std, num_classes: int) -> list[PoolModel]:
+def load(
+    paths: list[Path],
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    victim_test: torch.Tensor,
+    mean,
+    std,
+    num_classes: int,
+) -> list[PoolModel]:
     """Each reference as a negative pool model in its role, with its accuracy and fidelity measured."""
     models = []
     for i, path in enumerate(expand(paths)):
@@ -70,8 +77,15 @@ def load(paths: list[Path], test_images: torch.Tensor, test_labels: torch.Tensor
         acc = float((pred == test_labels).float().mean())
         agree = float((pred == victim_test).float().mean())
         wrong = victim_test != test_labels
-        meta = {"source": "reference", "file": path.name, "sha256": file_sha256(path),
-                "agreement_on_victim_errors": float((pred[wrong] == victim_test[wrong]).float().mean()) if wrong.any() else 0.0}
-        models.append(PoolModel("negative", ROLE_ORDER[i % 2], INDEX_BASE + i, f"reference:{path.name}", acc, agree,
-                                model, meta))
+        meta = {
+            "source": "reference",
+            "file": path.name,
+            "sha256": file_sha256(path),
+            "agreement_on_victim_errors": float((pred[wrong] == victim_test[wrong]).float().mean())
+            if wrong.any()
+            else 0.0,
+        }
+        models.append(
+            PoolModel("negative", ROLE_ORDER[i % 2], INDEX_BASE + i, f"reference:{path.name}", acc, agree, model, meta)
+        )
     return models

@@ -23,8 +23,21 @@ from gfaudit import scoring
 from .pools import Pools
 from .training import predict
 
-__all__ = ["ModelScore", "PoolVotes", "Selection", "SelectionStats", "VoteStats", "calibrate", "choose",
-           "false_accusation_floor", "model_scores", "select", "select_ranked", "spread", "vote"]
+__all__ = [
+    "ModelScore",
+    "PoolVotes",
+    "Selection",
+    "SelectionStats",
+    "VoteStats",
+    "calibrate",
+    "choose",
+    "false_accusation_floor",
+    "model_scores",
+    "select",
+    "select_ranked",
+    "spread",
+    "vote",
+]
 
 
 @dataclass(frozen=True)
@@ -58,10 +71,16 @@ class VoteStats(SelectionStats):
         return self.negative_val_follow_before_selection
 
     def to_json(self) -> dict:
-        return {"candidates": self.candidates, "victim_correct_and_flipped": self.victim_correct_and_flipped,
-                "negative_val_follow_before_selection": self.negative_val_follow_before_selection,
-                "eligible": self.eligible, "selected": self.selected, "max_cosine": self.max_cosine,
-                "per_target_cap": self.per_target_cap, "mean_conferrability": self.mean_conferrability}
+        return {
+            "candidates": self.candidates,
+            "victim_correct_and_flipped": self.victim_correct_and_flipped,
+            "negative_val_follow_before_selection": self.negative_val_follow_before_selection,
+            "eligible": self.eligible,
+            "selected": self.selected,
+            "max_cosine": self.max_cosine,
+            "per_target_cap": self.per_target_cap,
+            "mean_conferrability": self.mean_conferrability,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,8 +103,14 @@ class ModelScore:
     hits: int  # pairs it hit, as the null model counts them (gfaudit.calibration)
 
     def to_json(self) -> dict:
-        return {**self.model, "score": self.score, "ard": self.ard, "p_ori": self.p_ori, "p_conf": self.p_conf,
-                "hits": self.hits}
+        return {
+            **self.model,
+            "score": self.score,
+            "ard": self.ard,
+            "p_ori": self.p_ori,
+            "p_conf": self.p_conf,
+            "hits": self.hits,
+        }
 
 
 def _agree(models, images, labels, device) -> torch.Tensor:
@@ -115,13 +140,26 @@ def vote(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, device) -
     y_prime = predict(victim, x_prime, device)
     positives = pools.get("positive", "train") + pools.get("positive", "val")
     negatives = pools.get("negative", "train") + pools.get("negative", "val")
-    return PoolVotes(y, y_prime, _agree(positives, x, y, device), _agree(positives, x_prime, y_prime, device).float(),
-                     _agree(negatives, x_prime, y_prime, device).float(), len(pools.get("positive", "val")),
-                     len(pools.get("negative", "val")))
+    return PoolVotes(
+        y,
+        y_prime,
+        _agree(positives, x, y, device),
+        _agree(positives, x_prime, y_prime, device).float(),
+        _agree(negatives, x_prime, y_prime, device).float(),
+        len(pools.get("positive", "val")),
+        len(pools.get("negative", "val")),
+    )
 
 
-def spread(order: torch.Tensor, x: torch.Tensor, x_prime: torch.Tensor, targets: torch.Tensor, k: int,
-           max_cosine: float = 1.0, per_target: int | None = None) -> torch.Tensor:
+def spread(
+    order: torch.Tensor,
+    x: torch.Tensor,
+    x_prime: torch.Tensor,
+    targets: torch.Tensor,
+    k: int,
+    max_cosine: float = 1.0,
+    per_target: int | None = None,
+) -> torch.Tensor:
     """The first ``k`` of ``order`` that keep the fingerprint input-specific: at most ``per_target``
     pairs per target class, and no perturbation with a cosine above ``max_cosine`` to an already
     chosen perturbation of the same target (near-copies of one pattern transfer like a universal one)."""
@@ -145,9 +183,19 @@ def spread(order: torch.Tensor, x: torch.Tensor, x_prime: torch.Tensor, targets:
     return torch.tensor(chosen, dtype=torch.long)
 
 
-def choose(votes: PoolVotes, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
-           pos_agree: float, x_agreement: bool = True, neg_follow: float = 1.0, max_cosine: float = 1.0,
-           target_cap: float = 0.0, num_classes: int | None = None) -> Selection:
+def choose(
+    votes: PoolVotes,
+    x: torch.Tensor,
+    x_prime: torch.Tensor,
+    true_labels: torch.Tensor,
+    k: int,
+    pos_agree: float,
+    x_agreement: bool = True,
+    neg_follow: float = 1.0,
+    max_cosine: float = 1.0,
+    target_cap: float = 0.0,
+    num_classes: int | None = None,
+) -> Selection:
     """Filter and rank the candidates from the pools' votes (the rule of the module docstring), then
     keep the fingerprint spread over inputs and target classes (``spread``)."""
     v = votes
@@ -156,15 +204,15 @@ def choose(votes: PoolVotes, x: torch.Tensor, x_prime: torch.Tensor, true_labels
     if len(v.pos_x) and x_agreement:
         ok &= v.pos_x.all(0)
     if v.n_pos_val:
-        ok &= v.pos_xp[-v.n_pos_val:].mean(0) >= pos_agree
+        ok &= v.pos_xp[-v.n_pos_val :].mean(0) >= pos_agree
     # How often an unrelated model the selection never filtered on follows a candidate x': the
     # validation negatives' rate before selection (after it, it is near 0 by construction).
-    base_rate = (float(v.neg_xp[-v.n_neg_val:][:, candidates].mean(1).max())
-                 if v.n_neg_val and candidates.any() else None)
+    base_rate = (
+        float(v.neg_xp[-v.n_neg_val :][:, candidates].mean(1).max()) if v.n_neg_val and candidates.any() else None
+    )
     if len(v.neg_xp):
         ok &= v.neg_xp.mean(0) <= neg_follow + 1e-9
-    score = ((v.pos_xp.mean(0) if len(v.pos_xp) else torch.zeros(len(x)))
-             - (v.neg_xp.mean(0) if len(v.neg_xp) else 0))
+    score = (v.pos_xp.mean(0) if len(v.pos_xp) else torch.zeros(len(x))) - (v.neg_xp.mean(0) if len(v.neg_xp) else 0)
     score = torch.where(ok, score, torch.full_like(score, -10.0))
     order = torch.argsort(score, descending=True, stable=True)[: int(ok.sum())]
     classes = num_classes or int(max(int(v.y.max()), int(v.y_prime.max())) + 1)
@@ -183,16 +231,40 @@ def choose(votes: PoolVotes, x: torch.Tensor, x_prime: torch.Tensor, true_labels
     return Selection(chosen, x[chosen], x_prime[chosen], stats)
 
 
-def select(victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, k: int,
-           pos_agree: float, device, x_agreement: bool = True, neg_follow: float = 1.0, max_cosine: float = 1.0,
-           target_cap: float = 0.0, num_classes: int | None = None) -> Selection:
+def select(
+    victim,
+    pools: Pools,
+    x: torch.Tensor,
+    x_prime: torch.Tensor,
+    true_labels: torch.Tensor,
+    k: int,
+    pos_agree: float,
+    device,
+    x_agreement: bool = True,
+    neg_follow: float = 1.0,
+    max_cosine: float = 1.0,
+    target_cap: float = 0.0,
+    num_classes: int | None = None,
+) -> Selection:
     """Label the candidates with the pools, then keep the best K pairs."""
-    return choose(vote(victim, pools, x, x_prime, device), x, x_prime, true_labels, k, pos_agree, x_agreement, neg_follow,
-                  max_cosine, target_cap, num_classes)
+    return choose(
+        vote(victim, pools, x, x_prime, device),
+        x,
+        x_prime,
+        true_labels,
+        k,
+        pos_agree,
+        x_agreement,
+        neg_follow,
+        max_cosine,
+        target_cap,
+        num_classes,
+    )
 
 
-def select_ranked(victim, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, rank: torch.Tensor, k: int,
-                  device) -> Selection:
+def select_ranked(
+    victim, x: torch.Tensor, x_prime: torch.Tensor, true_labels: torch.Tensor, rank: torch.Tensor, k: int, device
+) -> Selection:
     """For baselines: pairs the victim gets right on x and labels differently on x', best ``rank`` first."""
     y = predict(victim, x, device)
     ok = (y == true_labels) & (predict(victim, x_prime, device) != y)
@@ -208,10 +280,20 @@ def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> l
     y_prime = predict(victim, sel.x_prime, device).numpy()
     rows = []
     for m in models:
-        s = scoring.score(rule, y, y_prime, predict(m.model, sel.x, device).numpy(), predict(m.model, sel.x_prime, device).numpy())
+        s = scoring.score(
+            rule, y, y_prime, predict(m.model, sel.x, device).numpy(), predict(m.model, sel.x_prime, device).numpy()
+        )
         hit_rate = s.p_conf if rule == "ard" else s.match_rate  # what a pirate does on one pair (gfaudit.calibration)
-        rows.append(ModelScore(m.to_json(), score=round(s.score, 4), ard=round(s.p_conf - s.p_ori, 4),
-                               p_ori=round(s.p_ori, 4), p_conf=round(s.p_conf, 4), hits=int(round(hit_rate * len(y)))))
+        rows.append(
+            ModelScore(
+                m.to_json(),
+                score=round(s.score, 4),
+                ard=round(s.p_conf - s.p_ori, 4),
+                p_ori=round(s.p_ori, 4),
+                p_conf=round(s.p_conf, 4),
+                hits=int(round(hit_rate * len(y))),
+            )
+        )
     return rows
 
 
@@ -227,7 +309,7 @@ def false_accusation_floor(follow_rate: float, k: int, alpha: float = 1e-3) -> f
     q = min(max(follow_rate, 0.0), 1.0)
     tail = 0.0
     for j in range(k, -1, -1):  # tail = P(X >= j), growing as j falls
-        tail += math.comb(k, j) * q ** j * (1 - q) ** (k - j)
+        tail += math.comb(k, j) * q**j * (1 - q) ** (k - j)
         if tail > alpha:
             return (j + 1) / k
     return 0.0

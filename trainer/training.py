@@ -55,7 +55,7 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     n, _, h, w = x.shape
     padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
     dx, dy = torch.randint(0, 9, (2,), generator=g).tolist()
-    out = padded[:, :, dy:dy + h, dx:dx + w]
+    out = padded[:, :, dy : dy + h, dx : dx + w]
     flip = torch.rand(n, generator=g) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
 
@@ -72,7 +72,7 @@ def augment_per_image(x: torch.Tensor, g: torch.Generator, translate: int) -> to
     for c in code.unique().tolist():
         idx = (code == c).nonzero().flatten()
         dy, dx = divmod(c, 2 * r + 1)
-        out[idx] = padded[idx, :, dy:dy + h, dx:dx + w]
+        out[idx] = padded[idx, :, dy : dy + h, dx : dx + w]
     return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
 
 
@@ -108,7 +108,9 @@ def _param_groups(model: nn.Module, params: list[nn.Parameter], cfg: FitConfig, 
         lr, wd = cfg.lr, recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay
         return [{"params": params, "lr": lr, "weight_decay": wd}]
     wanted = {id(p) for p in params}
-    shifts = [m.bias for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.bias is not None and id(m.bias) in wanted]
+    shifts = [
+        m.bias for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.bias is not None and id(m.bias) in wanted
+    ]
     shift_ids = {id(p) for p in shifts}
     rest = [p for p in params if id(p) not in shift_ids]
     lr_shift = lr * (recipe.bias_scaler if cfg.bias_scaler is None else cfg.bias_scaler)
@@ -204,7 +206,7 @@ def fit(
         seen, loss_sum = 0, 0.0
         with bar(f"{desc} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch) as advance:
             for i in range(steps_per_epoch):
-                idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 xb = to_float(images[idx], device)
                 yb = targets[idx].to(device)
                 if cfg.augment:
@@ -229,7 +231,12 @@ def fit(
                 advance()
         log(f"{desc}: epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / max(seen, 1):.4f}")
         if checkpoint is not None:
-            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch + 1}
+            state = {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch + 1,
+            }
             if lookahead is not None:
                 state["lookahead"] = lookahead.ema
             tmp = checkpoint.with_suffix(".tmp")
@@ -245,7 +252,7 @@ def predict(model: nn.Module, images: torch.Tensor, device, batch_size: int = 50
     model.eval()
     outs = []
     for i in range(0, len(images), batch_size):
-        logits = model(to_float(images[i:i + batch_size], device)).float()
+        logits = model(to_float(images[i : i + batch_size], device)).float()
         outs.append((logits.softmax(1) if probs else logits.argmax(1)).cpu())
     return torch.cat(outs) if outs else torch.empty(0, dtype=torch.long)
 

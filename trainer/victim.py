@@ -55,15 +55,19 @@ def load(path: str | Path, arch: str | None, num_classes: int = 10) -> nn.Module
             model = zoo.build(arch, num_classes)
             missing, unexpected = model.load_state_dict(load_state_dict(path), strict=False)
             if missing or unexpected:
-                raise UsageError(f"{path}: weights do not fit --arch {arch} "
-                                 f"(missing {len(missing)}, unexpected {len(unexpected)} keys)")
+                raise UsageError(
+                    f"{path}: weights do not fit --arch {arch} "
+                    f"(missing {len(missing)}, unexpected {len(unexpected)} keys)"
+                )
         elif path.suffix in (".pt", ".pth", ".ts", ".torchscript"):
             try:
                 with warnings.catch_warnings():  # TorchScript is deprecated upstream but still a format owners ship
                     warnings.simplefilter("ignore", FutureWarning)
                     model = torch.jit.load(str(path), map_location="cpu")
             except RuntimeError:
-                raise UsageError(f"{path}: a state_dict needs --arch; or save the model with torch.export (.pt2)") from None
+                raise UsageError(
+                    f"{path}: a state_dict needs --arch; or save the model with torch.export (.pt2)"
+                ) from None
         else:
             raise UsageError(f"{path}: unknown victim format (.pt/.safetensors with --arch, .pt2, TorchScript)")
     except UsageError:
@@ -71,5 +75,7 @@ def load(path: str | Path, arch: str | None, num_classes: int = 10) -> nn.Module
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
     except Exception as exc:
-        raise UsageError(f"{path}: cannot load the victim ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise UsageError(
+            f"{path}: cannot load the victim ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
     return model.eval()

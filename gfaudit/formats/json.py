@@ -41,9 +41,15 @@ def check_doc(result: CheckResult, pubkey_source: str | None = None) -> dict:
         "expect": result.expect,
         "suspects": [s.to_json() for s in result.suspects],
         "exit_code": result.exit_code,
-        "error": ({"code": result.exit_code, "kind": "runtime",
-                   "message": f"{len(errors)} suspect(s) could not be scored: " + "; ".join(errors)}
-                  if errors else None),
+        "error": (
+            {
+                "code": result.exit_code,
+                "kind": "runtime",
+                "message": f"{len(errors)} suspect(s) could not be scored: " + "; ".join(errors),
+            }
+            if errors
+            else None
+        ),
     }
 
 
@@ -53,14 +59,18 @@ def check(result: CheckResult, pubkey_source: str | None = None) -> str:
 
 def evaluation(doc: dict) -> str:
     n = doc.get("errors") or 0
-    error = ({"code": 4, "kind": "runtime", "message": f"{n} library model(s) could not be scored"} if n else None)
+    error = {"code": 4, "kind": "runtime", "message": f"{n} library model(s) could not be scored"} if n else None
     return _dump({**doc, "error": doc.get("error", error)})
 
 
 def failure_doc(f) -> dict:
-    doc = {"schema_version": SCHEMA_VERSION, "tool": {"name": "gfaudit", "version": __version__},
-           "command": f.command, "exit_code": f.code,
-           "error": {"code": f.code, "kind": f.kind, "message": f.message}}
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "gfaudit", "version": __version__},
+        "command": f.command,
+        "exit_code": f.code,
+        "error": {"code": f.code, "kind": f.kind, "message": f.message},
+    }
     if f.command == "check":
         doc.update(bundle=None, suspects=[])
     return doc

@@ -28,62 +28,95 @@ DERIVED, UNREADABLE, MISSING = "GFA001", "GFA002", "GFA003"
 
 RULES = [
     {
-        "id": DERIVED, "name": "DerivedModel",
+        "id": DERIVED,
+        "name": "DerivedModel",
         "shortDescription": {"text": "Model derives from a fingerprinted model"},
-        "fullDescription": {"text": "The suspect model labels the signed fingerprint pairs (x, x') like the "
-                                    "fingerprinted victim: its score reaches the bundle's signed threshold, so it is "
-                                    "a copy, fine-tuned, pruned or extracted version of the protected model."},
-        "help": {"text": "The suspect's labels on the signed fingerprint pairs reach the bundle's threshold. "
-                         "Do not ship or accept this model unless you own the fingerprinted model; keep the report "
-                         "and the signed bundle as evidence.",
-                 "markdown": "The suspect's labels on the signed fingerprint pairs reach the bundle's threshold "
-                             "(`score >= threshold`). Do not ship or accept this model unless you own the "
-                             "fingerprinted model; keep the report and the signed bundle as evidence. "
-                             f"See [gfaudit as a CI gate]({HELP_URI})."},
+        "fullDescription": {
+            "text": "The suspect model labels the signed fingerprint pairs (x, x') like the "
+            "fingerprinted victim: its score reaches the bundle's signed threshold, so it is "
+            "a copy, fine-tuned, pruned or extracted version of the protected model."
+        },
+        "help": {
+            "text": "The suspect's labels on the signed fingerprint pairs reach the bundle's threshold. "
+            "Do not ship or accept this model unless you own the fingerprinted model; keep the report "
+            "and the signed bundle as evidence.",
+            "markdown": "The suspect's labels on the signed fingerprint pairs reach the bundle's threshold "
+            "(`score >= threshold`). Do not ship or accept this model unless you own the "
+            "fingerprinted model; keep the report and the signed bundle as evidence. "
+            f"See [gfaudit as a CI gate]({HELP_URI}).",
+        },
         "helpUri": HELP_URI,
         "defaultConfiguration": {"level": "error"},
-        "properties": {"security-severity": "8.0", "precision": "high", "problem.severity": "error",
-                       "tags": ["security", "model-provenance", "intellectual-property"]},
+        "properties": {
+            "security-severity": "8.0",
+            "precision": "high",
+            "problem.severity": "error",
+            "tags": ["security", "model-provenance", "intellectual-property"],
+        },
     },
     {
-        "id": UNREADABLE, "name": "SuspectUnreadable",
+        "id": UNREADABLE,
+        "name": "SuspectUnreadable",
         "shortDescription": {"text": "Suspect model could not be scored"},
-        "fullDescription": {"text": "onnxruntime could not load or run the suspect model with the bundle's input "
-                                    "specification (unreadable ONNX, wrong input shape or class count), so the gate "
-                                    "has no verdict for it."},
-        "help": {"text": "Export the model to ONNX with a single [N, C, H, W] or [N, H, W, C] image input and a "
-                         "[N, classes] output; `gfaudit doctor` shows what the runtime can run.",
-                 "markdown": "Export the model to ONNX with a single `[N, C, H, W]` or `[N, H, W, C]` image input and a "
-                             "`[N, classes]` output; `gfaudit doctor` shows what the runtime can run."},
+        "fullDescription": {
+            "text": "onnxruntime could not load or run the suspect model with the bundle's input "
+            "specification (unreadable ONNX, wrong input shape or class count), so the gate "
+            "has no verdict for it."
+        },
+        "help": {
+            "text": "Export the model to ONNX with a single [N, C, H, W] or [N, H, W, C] image input and a "
+            "[N, classes] output; `gfaudit doctor` shows what the runtime can run.",
+            "markdown": "Export the model to ONNX with a single `[N, C, H, W]` or `[N, H, W, C]` image input and a "
+            "`[N, classes]` output; `gfaudit doctor` shows what the runtime can run.",
+        },
         "helpUri": HELP_URI,
         "defaultConfiguration": {"level": "error"},
-        "properties": {"security-severity": "5.0", "precision": "high", "problem.severity": "error",
-                       "tags": ["security", "model-provenance"]},
+        "properties": {
+            "security-severity": "5.0",
+            "precision": "high",
+            "problem.severity": "error",
+            "tags": ["security", "model-provenance"],
+        },
     },
     {
-        "id": MISSING, "name": "FingerprintMissing",
+        "id": MISSING,
+        "name": "FingerprintMissing",
         "shortDescription": {"text": "Model no longer carries the expected fingerprint"},
-        "fullDescription": {"text": "With --expect derived, the suspect (typically your own release) scores below "
-                                    "the bundle's signed threshold: a training change removed the fingerprint, and with "
-                                    "it the evidence of ownership for this model."},
-        "help": {"text": "Rebuild the fingerprints for the new model (gfaudit train) or find the change that removed "
-                         "them before releasing.",
-                 "markdown": "Rebuild the fingerprints for the new model (`gfaudit train`) or find the change that "
-                             "removed them before releasing."},
+        "fullDescription": {
+            "text": "With --expect derived, the suspect (typically your own release) scores below "
+            "the bundle's signed threshold: a training change removed the fingerprint, and with "
+            "it the evidence of ownership for this model."
+        },
+        "help": {
+            "text": "Rebuild the fingerprints for the new model (gfaudit train) or find the change that removed "
+            "them before releasing.",
+            "markdown": "Rebuild the fingerprints for the new model (`gfaudit train`) or find the change that "
+            "removed them before releasing.",
+        },
         "helpUri": HELP_URI,
         "defaultConfiguration": {"level": "error"},
-        "properties": {"security-severity": "4.0", "precision": "high", "problem.severity": "warning",
-                       "tags": ["security", "model-provenance"]},
+        "properties": {
+            "security-severity": "4.0",
+            "precision": "high",
+            "problem.severity": "warning",
+            "tags": ["security", "model-provenance"],
+        },
     },
 ]
 _RULE_INDEX = {r["id"]: i for i, r in enumerate(RULES)}
 
 NOTIFICATIONS = [
     {"id": "GFA102", "name": "UsageError", "shortDescription": {"text": "Bad arguments or inputs (exit 2)"}},
-    {"id": "GFA103", "name": "BundleIntegrityFailure",
-     "shortDescription": {"text": "Bundle signature or integrity check failed; nothing was scored (exit 3)"}},
-    {"id": "GFA104", "name": "RuntimeError",
-     "shortDescription": {"text": "A model could not be run, or the device is missing (exit 4)"}},
+    {
+        "id": "GFA103",
+        "name": "BundleIntegrityFailure",
+        "shortDescription": {"text": "Bundle signature or integrity check failed; nothing was scored (exit 3)"},
+    },
+    {
+        "id": "GFA104",
+        "name": "RuntimeError",
+        "shortDescription": {"text": "A model could not be run, or the device is missing (exit 4)"},
+    },
 ]
 _NOTE_ID = {2: "GFA102", 3: "GFA103", 4: "GFA104"}
 
@@ -108,13 +141,22 @@ def fingerprint(rule_id: str, uri: str, bundle_sha256: str | None) -> dict:
 
 def _note(code: int, text: str) -> dict:
     note_id = _NOTE_ID.get(code, "GFA104")
-    return {"level": "error", "message": {"text": text},
-            "descriptor": {"id": note_id, "index": [n["id"] for n in NOTIFICATIONS].index(note_id)}}
+    return {
+        "level": "error",
+        "message": {"text": text},
+        "descriptor": {"id": note_id, "index": [n["id"] for n in NOTIFICATIONS].index(note_id)},
+    }
 
 
 def _driver() -> dict:
-    return {"name": "gfaudit", "version": __version__, "semanticVersion": __version__,
-            "informationUri": INFO_URI, "rules": RULES, "notifications": NOTIFICATIONS}
+    return {
+        "name": "gfaudit",
+        "version": __version__,
+        "semanticVersion": __version__,
+        "informationUri": INFO_URI,
+        "rules": RULES,
+        "notifications": NOTIFICATIONS,
+    }
 
 
 def _log(results: list[dict], invocation: dict, properties: dict | None = None) -> dict:
@@ -143,16 +185,22 @@ def check_doc(result: CheckResult, pubkey_source: str | None = None) -> dict:
         else:
             rule = MISSING if result.expect == "derived" else DERIVED
             gate = "fails the gate" if s.exit_code else "passes the gate"
-            text = (f"{s.verdict} ({gate}): score {s.score:.3f} vs threshold {s.threshold} "
-                    f"(P_ori {s.p_ori:.3f}, P_conf {s.p_conf:.3f}, p-value {p_value_text(s.p_value)}; "
-                    f"bundle {b.path.name} {b.sha256[:12]})")
+            text = (
+                f"{s.verdict} ({gate}): score {s.score:.3f} vs threshold {s.threshold} "
+                f"(P_ori {s.p_ori:.3f}, P_conf {s.p_conf:.3f}, p-value {p_value_text(s.p_value)}; "
+                f"bundle {b.path.name} {b.sha256[:12]})"
+            )
             entry = {"message": {"text": text}}
             entry.update({"kind": "fail", "level": "error"} if s.exit_code else {"kind": "pass", "level": "none"})
-        entry.update(ruleId=rule, ruleIndex=_RULE_INDEX[rule], locations=loc,
-                     partialFingerprints=fingerprint(rule, uri, b.sha256), properties=s.to_json())
+        entry.update(
+            ruleId=rule,
+            ruleIndex=_RULE_INDEX[rule],
+            locations=loc,
+            partialFingerprints=fingerprint(rule, uri, b.sha256),
+            properties=s.to_json(),
+        )
         results.append(entry)
-    invocation = {"executionSuccessful": not notes, "exitCode": result.exit_code,
-                  "toolExecutionNotifications": notes}
+    invocation = {"executionSuccessful": not notes, "exitCode": result.exit_code, "toolExecutionNotifications": notes}
     bundle = b.summary()
     bundle["pubkey"] = pubkey_source
     return _log(results, invocation, {"bundle": bundle, "runtime": runtime(result), "expect": result.expect})
@@ -163,9 +211,12 @@ def check(result: CheckResult, pubkey_source: str | None = None) -> str:
 
 
 def failure_doc(f) -> dict:
-    invocation = {"executionSuccessful": False, "exitCode": f.code,
-                  "exitCodeDescription": f"{f.kind} error",
-                  "toolExecutionNotifications": [_note(f.code, f.message)]}
+    invocation = {
+        "executionSuccessful": False,
+        "exitCode": f.code,
+        "exitCodeDescription": f"{f.kind} error",
+        "toolExecutionNotifications": [_note(f.code, f.message)],
+    }
     return _log([], invocation, {"command": f.command})
 
 

@@ -29,14 +29,21 @@ def check(result: CheckResult, pubkey_source: str | None = None) -> str:
         if s.verdict == "error":
             lines.append(f"{'ERROR':<12} {'-':>7} {'-':>6} {'-':>6} {'-':>8}  {s.path}: {s.error}")
         else:
-            lines.append(f"{s.verdict:<12} {_fmt(s.score):>7} {_fmt(s.p_ori):>6} {_fmt(s.p_conf):>6} "
-                         f"{p_value_text(s.p_value):>8}  {s.path}")
+            lines.append(
+                f"{s.verdict:<12} {_fmt(s.score):>7} {_fmt(s.p_ori):>6} {_fmt(s.p_conf):>6} "
+                f"{p_value_text(s.p_value):>8}  {s.path}"
+            )
     derived = sum(s.verdict == "derived" for s in result.suspects)
-    lines += ["", f"{derived} of {len(result.suspects)} suspect(s) derived from the fingerprinted model; exit {result.exit_code}"]
+    lines += [
+        "",
+        f"{derived} of {len(result.suspects)} suspect(s) derived from the fingerprinted model; exit {result.exit_code}",
+    ]
     null = b.manifest.null_model
     if null is not None:
-        lines.append(f"p-value: the chance that an independent model scores this high (signed calibration: hit rate "
-                     f"<= {null.hit_rate}; the threshold aims at a false-accusation rate of {null.false_accusation_rate})")
+        lines.append(
+            f"p-value: the chance that an independent model scores this high (signed calibration: hit rate "
+            f"<= {null.hit_rate}; the threshold aims at a false-accusation rate of {null.false_accusation_rate})"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -24,9 +24,13 @@ def conferae(victim, positives, negatives, seeds_u8, device, eps: float = 0.05, 
         x0 = to_float(seeds_u8[sl], device)
         t = _runner_up(victim, x0)
 
-        def loss_fn(x):
-            conf = _mean_prob(positives, x, t) * (1 - _mean_prob(negatives, x, t)) if negatives else _mean_prob(positives, x, t)  # noqa: B023 (called only within this iteration, by _pgd)
-            return (F.cross_entropy(victim(x), t, reduction="none") - torch.log(conf + 1e-8)).sum()  # noqa: B023 (called only within this iteration, by _pgd)
+        def loss_fn(x, t=t):  # t bound now: _pgd calls this within the same iteration
+            conf = (
+                _mean_prob(positives, x, t) * (1 - _mean_prob(negatives, x, t))
+                if negatives
+                else _mean_prob(positives, x, t)
+            )
+            return (F.cross_entropy(victim(x), t, reduction="none") - torch.log(conf + 1e-8)).sum()
 
         xp = _pgd(loss_fn, x0, eps, steps, eps / 10)
         with torch.no_grad():

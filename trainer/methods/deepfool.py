@@ -15,8 +15,9 @@ from .ranked import RankedMethod
 __all__ = ["DeepFool", "deepfool"]
 
 
-def deepfool(victim, positives, negatives, seeds_u8, device, steps: int = 30, overshoot: float = 0.02,
-             candidates: int = 4) -> tuple:
+def deepfool(
+    victim, positives, negatives, seeds_u8, device, steps: int = 30, overshoot: float = 0.02, candidates: int = 4
+) -> tuple:
     """DeepFool (Moosavi-Dezfooli et al. 2016) over the top ``candidates`` classes, stopped per image as
     soon as the 8-bit image changes label."""
     outs = []
@@ -35,7 +36,9 @@ def deepfool(victim, positives, negatives, seeds_u8, device, steps: int = 30, ov
             if not active.any():
                 break
             zc = z.gather(1, top)  # [B, candidates]; column 0 is the original label
-            grads = [torch.autograd.grad(zc[:, c].sum(), x, retain_graph=c < candidates - 1)[0] for c in range(candidates)]
+            grads = [
+                torch.autograd.grad(zc[:, c].sum(), x, retain_graph=c < candidates - 1)[0] for c in range(candidates)
+            ]
             best = torch.full((len(x0),), float("inf"), device=x0.device)
             step = torch.zeros_like(x0)
             for c in range(1, candidates):

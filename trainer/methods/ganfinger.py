@@ -27,9 +27,17 @@ def gan_candidates(ctx: Context, pools: Pools, preset: Preset) -> tuple[Split, t
     # The generator learns a mapping x -> x'; it may train on more of the defender's own data (D_v)
     # than the candidates it is finally applied to.
     train_x = ctx.d_v.images[: preset.gan.train_images] if preset.gan.train_images else seeds.images
-    trained = gan.train(ctx.victim, [m.model for m in pools.get("positive", "train")],
-                        [m.model for m in pools.get("negative", "train")], train_x, runner_up_of(ctx, train_x),
-                        preset.gan, ctx.device, ctx.seed, num_classes=ctx.num_classes)
+    trained = gan.train(
+        ctx.victim,
+        [m.model for m in pools.get("positive", "train")],
+        [m.model for m in pools.get("negative", "train")],
+        train_x,
+        runner_up_of(ctx, train_x),
+        preset.gan,
+        ctx.device,
+        ctx.seed,
+        num_classes=ctx.num_classes,
+    )
     return seeds, gan.generate(trained.generator, seeds.images, runner_up_of(ctx, seeds.images), ctx.device), trained
 
 
@@ -39,11 +47,28 @@ class GanFinger(Method):
     def candidates(self, ctx: Context, pools: Pools, preset: Preset) -> Candidates:
         start = time.perf_counter()
         seeds, x_prime, trained = gan_candidates(ctx, pools, preset)
-        return Candidates(seeds.images, x_prime, seeds.labels, time.perf_counter() - start,
-                          gan_seconds=trained.seconds,
-                          provenance={"gan_history": trained.history, "gan_direction_checks": trained.direction_checks()})
+        return Candidates(
+            seeds.images,
+            x_prime,
+            seeds.labels,
+            time.perf_counter() - start,
+            gan_seconds=trained.seconds,
+            provenance={"gan_history": trained.history, "gan_direction_checks": trained.direction_checks()},
+        )
 
     def select(self, ctx: Context, pools: Pools, preset: Preset, cand: Candidates) -> selection.Selection:
-        return selection.select(ctx.victim, pools, cand.x, cand.x_prime, cand.labels, preset.k, preset.pos_agree,
-                                ctx.device, preset.x_agreement, preset.neg_follow, preset.max_cosine,
-                                preset.target_cap, ctx.num_classes)
+        return selection.select(
+            ctx.victim,
+            pools,
+            cand.x,
+            cand.x_prime,
+            cand.labels,
+            preset.k,
+            preset.pos_agree,
+            ctx.device,
+            preset.x_agreement,
+            preset.neg_follow,
+            preset.max_cosine,
+            preset.target_cap,
+            ctx.num_classes,
+        )

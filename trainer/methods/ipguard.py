@@ -16,7 +16,9 @@ from .ranked import RankedMethod
 __all__ = ["IPGuard", "ipguard"]
 
 
-def ipguard(victim, positives, negatives, seeds_u8, device, steps: int = 100, k: float = 1.0, lr: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+def ipguard(
+    victim, positives, negatives, seeds_u8, device, steps: int = 100, k: float = 1.0, lr: float = 0.01
+) -> tuple[torch.Tensor, torch.Tensor]:
     """x' whose victim label is j (the runner-up class) with class i second: near the i/j boundary."""
     outs, ranks = [], []
     for sl in _batches(len(seeds_u8)):

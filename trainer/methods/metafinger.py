@@ -33,7 +33,9 @@ def _variant(victim: nn.Module, g: torch.Generator, noise: float = 0.01, prune: 
     return v.eval()
 
 
-def metafinger(victim, positives, negatives, seeds_u8, device, eps: float = 0.08, steps: int = 40, variants: int = 4) -> tuple:
+def metafinger(
+    victim, positives, negatives, seeds_u8, device, eps: float = 0.08, steps: int = 40, variants: int = 4
+) -> tuple:
     """Meta-trained over victim variants (noise, pruning) and the negative pool, with input jitter."""
     g = torch.Generator().manual_seed(1234)
     metas = [_variant(victim, g) for _ in range(variants)]
@@ -42,10 +44,10 @@ def metafinger(victim, positives, negatives, seeds_u8, device, eps: float = 0.08
         x0 = to_float(seeds_u8[sl], device)
         t = _runner_up(victim, x0)
 
-        def loss_fn(x):
+        def loss_fn(x, t=t):  # t bound now: _pgd calls this within the same iteration
             x = x + 0.01 * torch.randn_like(x)  # input augmentation
-            pos = sum(F.cross_entropy(m(x), t, reduction="none") for m in [victim, *metas]) / (len(metas) + 1)  # noqa: B023 (called only within this iteration, by _pgd)
-            neg = torch.log(1 - _mean_prob(negatives, x, t) + 1e-8) if negatives else 0  # noqa: B023 (called only within this iteration, by _pgd)
+            pos = sum(F.cross_entropy(m(x), t, reduction="none") for m in [victim, *metas]) / (len(metas) + 1)
+            neg = torch.log(1 - _mean_prob(negatives, x, t) + 1e-8) if negatives else 0
             return (pos - neg).sum()
 
         xp = _pgd(loss_fn, x0, eps, steps, eps / 10)

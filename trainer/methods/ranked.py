@@ -29,12 +29,14 @@ class RankedMethod(Method):
     steps: int  # the method's default iterations (its paper's), scaled by preset.baseline_effort
 
     @abstractmethod
-    def perturb(self, victim, positives, negatives, seeds_u8: torch.Tensor, device, steps: int
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def perturb(
+        self, victim, positives, negatives, seeds_u8: torch.Tensor, device, steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x' as floats in [0, 1], rank) for the seeds."""
 
-    def generate(self, victim, positives, negatives, seeds_u8: torch.Tensor, device, effort: float = 1.0
-                 ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def generate(
+        self, victim, positives, negatives, seeds_u8: torch.Tensor, device, effort: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Run the method on the seeds: (x' as uint8 on the CPU, rank, seconds). The time covers
         generation only, not pool building; ``effort`` scales the iteration count (the tiny preset
         uses a fraction, for tests)."""
@@ -50,9 +52,14 @@ class RankedMethod(Method):
     def candidates(self, ctx: Context, pools: Pools, preset: Preset) -> Candidates:
         seeds = seed_images(ctx, preset)
         seeds = seeds.subset(torch.arange(min(len(seeds), preset.baseline_seeds)))
-        x_prime, rank, seconds = self.generate(ctx.victim, [m.model for m in pools.get("positive", "train")],
-                                               [m.model for m in pools.get("negative", "train")], seeds.images,
-                                               ctx.device, effort=preset.baseline_effort)
+        x_prime, rank, seconds = self.generate(
+            ctx.victim,
+            [m.model for m in pools.get("positive", "train")],
+            [m.model for m in pools.get("negative", "train")],
+            seeds.images,
+            ctx.device,
+            effort=preset.baseline_effort,
+        )
         return Candidates(seeds.images, x_prime, seeds.labels, seconds, rank=rank)
 
     def select(self, ctx: Context, pools: Pools, preset: Preset, cand: Candidates) -> selection.Selection:
