@@ -23,6 +23,5 @@ mkdir -p "$OUT/suspects"
 cp "$CACHE/bench-cpu/library/prune-0.3.onnx" "$OUT/suspects/pruned-30pct.onnx"
 cp "$CACHE/bench-cpu/library/ftll.onnx" "$OUT/suspects/finetuned-last-layer.onnx"
 cp "$CACHE/bench-cpu/library/unrelated-resnet20-0.onnx" "$OUT/suspects/unrelated-resnet20.onnx"
-cp "$CACHE/bench-cpu/library/unrelated-resnet32-2.onnx" "$OUT/suspects/unrelated-resnet32.onnx"
 # The measured half of the bundle's README, read from its signed provenance.
 python fingerprints/describe.py "$OUT/resnet20-cifar10.safetensors" --pubkey "$OUT/owner.pub" > "$OUT/measured.md"
