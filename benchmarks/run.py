@@ -100,16 +100,18 @@ def fidelity(ctx, library) -> dict[str, tuple[float, float]]:
     and the share of the victim's own errors it repeats. An extraction student can inherit the
     victim's mistakes; an independent model repeats them only by chance, so the second number is
     what a label-only fingerprint can separate students from strong unrelated models by."""
-    from gfaudit.onnx_model import OnnxClassifier
-    from gfaudit_trainer.training import predict
+    import torch
 
-    victim = predict(ctx.victim, ctx.test.images, ctx.device).numpy()
-    wrong = victim != ctx.test.labels.numpy()
+    from gfaudit.onnx_model import OnnxClassifier
+    from gfaudit_trainer.training import fidelity as measure, predict
+
+    victim = predict(ctx.victim, ctx.test.images, ctx.device)
     images = ctx.test.images.numpy()
     out = {}
     for m in library:
-        pred = OnnxClassifier(m.path, device="cpu").labels(images, ctx.mean, ctx.std)
-        out[m.path] = (float((pred == victim).mean()), float((pred[wrong] == victim[wrong]).mean()))
+        pred = torch.from_numpy(OnnxClassifier(m.path, device="cpu").labels(images, ctx.mean, ctx.std))
+        f = measure(pred, victim, ctx.test.labels)
+        out[m.path] = (f.agreement, f.on_errors)
     return out
 
 

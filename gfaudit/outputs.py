@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .safe_read import file_kind
 
 __all__ = ["Output", "OutputRefused", "file", "folder", "guard", "is_private_key"]
 
@@ -72,19 +73,6 @@ def is_private_key(path: PathLike) -> bool:
     return p.name.endswith(".key") or bool(_PRIVATE_PEM.search(_head(p)))
 
 
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def _read_only(path: Path, st: os.stat_result) -> bool:
     return not (st.st_mode & 0o222) or not os.access(path, os.W_OK)
 
@@ -120,7 +108,7 @@ def _check_file(out: Output) -> None:
     except OSError as exc:
         raise OutputRefused(f"{p}: cannot write the {out.what} here ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise OutputRefused(f"{p}: refusing to write the {out.what} onto {_kind(st.st_mode)}; name a regular file")
+        raise OutputRefused(f"{p}: refusing to write the {out.what} onto {file_kind(st.st_mode)}; name a regular file")
     if not out.may_replace_key and is_private_key(p):
         raise OutputRefused(f"{p}: refusing to write the {out.what} onto a private key")
     if _read_only(p, st):
@@ -139,7 +127,7 @@ def _check_folder(out: Output) -> None:
         raise OutputRefused(f"{p}: cannot use it as the {out.what} ({exc.strerror or exc})") from None
     if not stat.S_ISDIR(st.st_mode):
         raise OutputRefused(
-            f"{p}: the {out.what} must be a folder, and this is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}"
+            f"{p}: the {out.what} must be a folder, and this is {file_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}"
         )
     if _read_only(p, st):
         raise OutputRefused(f"{p}: the {out.what} is read-only")

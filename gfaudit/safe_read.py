@@ -65,7 +65,8 @@ def max_model_bytes() -> int:
     return _env_cap(MODEL_CAP_ENV, MAX_MODEL_BYTES_DEFAULT)
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """A file type in words, for the one-line errors of readers and writers alike."""
     for test, name in (
         (stat.S_ISDIR, "a folder"),
         (stat.S_ISFIFO, "a FIFO"),
@@ -94,7 +95,7 @@ def _open(path: Path, what: str, error: type[GfauditError]) -> int:
 def _fstat_regular(fd: int, path: Path, what: str, cap: int, error: type[GfauditError]) -> os.stat_result:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
-        raise error(f"{path}: {what} is {_kind(st.st_mode)}, not a regular file")
+        raise error(f"{path}: {what} is {file_kind(st.st_mode)}, not a regular file")
     if st.st_size > cap:
         raise error(f"{path}: {what} is too large ({st.st_size} bytes; the limit is {cap})")
     return st

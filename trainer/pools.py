@@ -25,7 +25,7 @@ from . import zoo
 from .data import Split
 from .presets import PoolConfig, Preset
 from .progress import log
-from .training import FitConfig, accuracy, fit, predict
+from .training import FitConfig, fidelity, fit, predict
 
 ROLES = ("positive", "negative")
 SPLITS = ("train", "val", "calib")
@@ -139,11 +139,8 @@ def train_or_load(
     started = time.perf_counter()
     fit(model, images, targets, cfg, device, checkpoint=path.with_suffix(".ckpt"), teacher=teacher, desc=desc)
     seconds = time.perf_counter() - started  # since the last resume: a resumed model's earlier epochs are not counted
-    acc = accuracy(model, test.images, test.labels, device)
-    pred = predict(model, test.images, device)
-    agree = float((pred == victim_test).float().mean())
-    wrong = victim_test != test.labels
-    on_errors = float((pred[wrong] == victim_test[wrong]).float().mean()) if wrong.any() else 0.0
+    fid = fidelity(predict(model, test.images, device), victim_test, test.labels)
+    acc, agree, on_errors = fid.accuracy, fid.agreement, fid.on_errors
     meta = {
         "arch": arch,
         "accuracy": acc,

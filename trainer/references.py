@@ -22,7 +22,7 @@ from gfaudit.onnx_model import OnnxClassifier
 from gfaudit.provenance import file_sha256
 
 from .pools import PoolModel
-from .training import predict
+from .training import fidelity, predict
 
 ROLE_ORDER = ("calib", "val")  # the split each reference takes, in turn
 INDEX_BASE = 1000  # pool indices of references start here, apart from trained pool models
@@ -73,19 +73,23 @@ def load(
     models = []
     for i, path in enumerate(expand(paths)):
         model = OnnxReference(path, mean, std, num_classes)
-        pred = predict(model, test_images, "cpu")
-        acc = float((pred == test_labels).float().mean())
-        agree = float((pred == victim_test).float().mean())
-        wrong = victim_test != test_labels
+        fid = fidelity(predict(model, test_images, "cpu"), victim_test, test_labels)
         meta = {
             "source": "reference",
             "file": path.name,
             "sha256": file_sha256(path),
-            "agreement_on_victim_errors": float((pred[wrong] == victim_test[wrong]).float().mean())
-            if wrong.any()
-            else 0.0,
+            "agreement_on_victim_errors": fid.on_errors,
         }
         models.append(
-            PoolModel("negative", ROLE_ORDER[i % 2], INDEX_BASE + i, f"reference:{path.name}", acc, agree, model, meta)
+            PoolModel(
+                "negative",
+                ROLE_ORDER[i % 2],
+                INDEX_BASE + i,
+                f"reference:{path.name}",
+                fid.accuracy,
+                fid.agreement,
+                model,
+                meta,
+            )
         )
     return models

@@ -257,6 +257,22 @@ def predict(model: nn.Module, images: torch.Tensor, device, batch_size: int = 50
     return torch.cat(outs) if outs else torch.empty(0, dtype=torch.long)
 
 
+@dataclass(frozen=True)
+class Fidelity:
+    """How a model's test labels relate to the truth and to the victim's."""
+
+    accuracy: float
+    agreement: float  # share of test images labelled like the victim
+    on_errors: float  # share of the victim's own mistakes repeated (what a student can inherit)
+
+
+def fidelity(pred: torch.Tensor, victim_pred: torch.Tensor, labels: torch.Tensor) -> Fidelity:
+    """Accuracy, agreement with the victim, and agreement on the victim's errors, from labels."""
+    wrong = victim_pred != labels
+    on_errors = float((pred[wrong] == victim_pred[wrong]).float().mean()) if wrong.any() else 0.0
+    return Fidelity(float((pred == labels).float().mean()), float((pred == victim_pred).float().mean()), on_errors)
+
+
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device) -> float:
     return float((predict(model, images, device) == labels).float().mean())
 
