@@ -101,7 +101,7 @@ def build_manifest(
     threshold: float | str,
     input_spec: mf.InputSpec,
     provenance: dict,
-    null_model: mf.NullModel | None = None,
+    null_model: mf.AnyNullModel | None = None,
 ) -> dict:
     """The manifest for ``pairs`` (x, x_prime, y, y_prime): what gets signed."""
     scoring: dict[str, object] = {
@@ -133,7 +133,7 @@ def write(
     input_spec: mf.InputSpec,
     provenance: dict,
     key: Ed25519PrivateKey,
-    null_model: mf.NullModel | None = None,
+    null_model: mf.AnyNullModel | None = None,
 ) -> Path:
     """Serialise, sign and atomically write ``path`` and ``path.sig``; returns the bundle path.
     ``pairs`` holds x and x_prime (uint8 [K,C,H,W]) and y and y_prime (the victim's labels)."""

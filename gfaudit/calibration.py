@@ -3,24 +3,49 @@
 An independent model "hits" a fingerprint pair when it does what a pirated copy does: under the
 ``ard`` rule it gives x' the victim's changed label, under ``label_match`` it matches the victim's
 label of x'. The trainer scores calibration negatives (models that neither the GAN nor the
-selection saw) on the selected pairs and signs ``q``, an upper confidence bound on any such
-model's per-pair hit rate. Treating the K pairs as independent draws, an independent model's hit
-count is at most Binomial(K, q); so
+selection saw, and reference models) on the selected pairs and signs their hit counts.
 
-    threshold  = the smallest j/K with P[Binomial(K, q) >= j] <= alpha  (alpha: the false-accusation
-                 rate aimed at), and
-    p-value    = P[Binomial(K, q) >= ceil(score * K)]  for a suspect's score,
+Two null models, both signed in ``scoring.null_model`` (docs/bundle-format.md):
 
-the probability that an independent model scores at least this high under that calibration.
-ARD subtracts P_ori >= 0 from the hit rate, so for ``ard`` both are conservative. Pure Python: the
-auditor needs no SciPy.
+``beta-binomial-predictive`` (bundles signed from this round on). The unit of evidence is the
+model, not the pair: transfer is correlated across pairs, so hit counts spread from one
+independent model to the next far more than a binomial allows. The calibration models' hit counts
+are fitted with a beta-binomial whose parameters carry their own uncertainty (see the block
+comment above :func:`beta_binomial_predictive`); with the predictive pmf p(j) of a new independent
+model's hits,
+
+    threshold  = the smallest j/K with P[H_new >= j] <= alpha (the false-accusation rate aimed at),
+    p-value    = P[H_new >= ceil(score * K)] for a suspect's score.
+
+n calibration models can show, without a model, no p-value below 1/(n + 1)
+(:func:`supported_p_value`); smaller ones are the fit's extrapolation and every report marks them.
+
+``binomial-upper-bound`` (older bundles): the K pairs taken as independent draws at a
+Clopper-Pearson bound ``q`` on the calibration models' hit rate; threshold and p-value are the
+Binomial(K, q) tail. It overstates certainty (p-values such as 4e-31) and is kept only to read the
+bundles signed with it.
+
+ARD subtracts P_ori >= 0 from the hit rate, so for ``ard`` both are conservative. numpy and the
+standard library only: the auditor needs no SciPy.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["binomial_tail", "clopper_pearson_upper", "threshold_for", "p_value", "hit_rate_bound"]
+__all__ = [
+    "beta_binomial_logpmf",
+    "beta_binomial_predictive",
+    "binomial_tail",
+    "clopper_pearson_upper",
+    "hit_rate_bound",
+    "leave_one_out",
+    "p_value",
+    "predictive_tail",
+    "predictive_threshold",
+    "supported_p_value",
+    "threshold_for",
+]
 
 
 def binomial_tail(n: int, q: float, j: int) -> float:
@@ -81,3 +106,106 @@ def p_value(score: float, n: int, q: float) -> float:
     """P[an independent model scores >= ``score``] for ``n`` pairs and hit-rate bound ``q``."""
     j = math.ceil(score * n - 1e-9)
     return binomial_tail(n, q, j)
+
+
+# ---------------------------------------------------------------------------------------------
+# The population null model: a beta-binomial whose parameters carry their own uncertainty.
+#
+# Transfer is correlated across pairs: a model that follows one x' follows many, so hit counts of
+# independent models spread far wider than one binomial allows (measured: 7 to 84 of the same 100
+# pairs). The unit of evidence is the model. Each independent model m has its own hit rate
+# theta_m ~ Beta(mu * kappa, (1 - mu) * kappa), and its hits H_m | theta_m ~ Binomial(K, theta_m);
+# the calibration models' hit counts h_1..h_n are draws of H. mu and kappa are unknown: a grid
+# posterior under a flat prior on mu in (0, 1) and on log kappa in [log KAPPA_MIN, log KAPPA_MAX]
+# weighs every (mu, kappa) by the likelihood of h_1..h_n. The predictive distribution of a NEW
+# independent model's hits is the posterior-weighted mixture of beta-binomials; the threshold is the
+# smallest j/K whose predictive tail P[H_new >= j] <= alpha, and a suspect's p-value is that tail at
+# its own score. The assumption (stated in every report): the calibration models are exchangeable
+# with the independent models a suspect could be, i.e. drawn from the same population.
+# ---------------------------------------------------------------------------------------------
+
+KAPPA_MIN, KAPPA_MAX = 0.1, 1e4  # prior range of the concentration kappa (small: strong over-dispersion)
+GRID_MU, GRID_KAPPA = 199, 60  # grid points of the posterior
+
+
+def _log_rising(base, n: int):
+    """[..., n + 1]: log Gamma(base + j) - log Gamma(base) for j = 0..n (a cumulative sum of logs, so
+    that numpy alone computes it: the auditor needs no SciPy)."""
+    import numpy as np
+
+    steps = np.log(base[..., None] + np.arange(n))
+    return np.concatenate([np.zeros(base.shape + (1,)), np.cumsum(steps, axis=-1)], axis=-1)
+
+
+def beta_binomial_logpmf(k: int, a, b):
+    """[G, k + 1]: log P[H = j] under Beta-Binomial(k, a, b) for each of G (a, b) pairs."""
+    import numpy as np
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    j = np.arange(k + 1)
+    log_choose = np.array([math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) for i in j])
+    up_a = _log_rising(a, k)  # lgamma(a + j) - lgamma(a)
+    up_b = _log_rising(b, k)[..., ::-1]  # lgamma(b + k - j) - lgamma(b)
+    up_ab = _log_rising(a + b, k)[..., -1:]  # lgamma(a + b + k) - lgamma(a + b)
+    return log_choose + up_a + up_b - up_ab
+
+
+def beta_binomial_predictive(
+    hits: list[int],
+    k: int,
+    kappa_range: tuple[float, float] = (KAPPA_MIN, KAPPA_MAX),
+    grid: tuple[int, int] = (GRID_MU, GRID_KAPPA),
+) -> list[float]:
+    """P[H_new = j], j = 0..k: the posterior predictive pmf of a new independent model's hit count
+    given the calibration models' ``hits`` (see the block comment above)."""
+    import numpy as np
+
+    if not hits:
+        raise ValueError("no calibration model")
+    if any(not 0 <= h <= k for h in hits):
+        raise ValueError("a hit count is outside 0..K")
+    mu = (np.arange(grid[0]) + 0.5) / grid[0]
+    kappa = np.exp(np.linspace(math.log(kappa_range[0]), math.log(kappa_range[1]), grid[1]))
+    m, c = (g.ravel() for g in np.meshgrid(mu, kappa, indexing="ij"))
+    logpmf = beta_binomial_logpmf(k, m * c, (1 - m) * c)  # [G, k + 1]
+    loglik = logpmf[:, np.asarray(hits)].sum(axis=1)
+    w = np.exp(loglik - loglik.max())
+    w /= w.sum()
+    pmf = w @ np.exp(logpmf)
+    return [float(p) for p in pmf / pmf.sum()]
+
+
+def predictive_tail(pmf: list[float], j: int) -> float:
+    """P[H_new >= j] from a pmf over 0..K."""
+    if j <= 0:
+        return 1.0
+    return min(1.0, float(sum(pmf[j:])))
+
+
+def predictive_threshold(pmf: list[float], alpha: float) -> float:
+    """The smallest score j/K whose predictive tail is <= alpha (above 1: no score is rare enough)."""
+    k = len(pmf) - 1
+    for j in range(k + 1):
+        if predictive_tail(pmf, j) <= alpha:
+            return j / k
+    return 1.0 + 1.0 / max(k, 1)
+
+
+def supported_p_value(n_models: int) -> float:
+    """The smallest p-value that ``n_models`` calibration models can show without a model: a new
+    independent model outranks all of them with probability 1 / (n + 1) under exchangeability.
+    Smaller p-values are the beta-binomial's extrapolation, and reports say so."""
+    return 1.0 / (n_models + 1)
+
+
+def leave_one_out(hits: list[int], k: int, alpha: float) -> list[dict]:
+    """For each calibration model: its score against the threshold fitted without it. A model at
+    or above its left-out threshold is one the null model would have falsely accused."""
+    rows = []
+    for i, h in enumerate(hits):
+        rest = hits[:i] + hits[i + 1 :]
+        thr = predictive_threshold(beta_binomial_predictive(rest, k), alpha) if rest else 1.0 + 1.0 / k
+        rows.append(
+            {"index": i, "hits": h, "score": h / k, "threshold_without_it": round(thr, 4), "flagged": h / k >= thr}
+        )
+    return rows

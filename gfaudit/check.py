@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import calibration, scoring
+from . import scoring
 from .bundle import Bundle
 from .errors import SuspectError
 from .isolation import DEFAULT_TIMEOUT, Job, Labels, run_isolated, run_job
@@ -30,6 +30,8 @@ class SuspectResult:
     match_rate: float | None = None
     p_value: float | None = None  # P[an independent model scores this high] under the signed null model
     error: str | None = None
+    # the smallest p-value the calibration models support without the null model's extrapolation
+    p_value_supported: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -124,6 +126,7 @@ def check_one(
         round(s.p_conf, 6),
         round(s.match_rate, 6),
         suspect_p_value(bundle, s.score),
+        p_value_supported=_supported(bundle),
     ), labels.provider
 
 
@@ -132,7 +135,14 @@ def suspect_p_value(bundle: Bundle, score: float) -> float | None:
     null = bundle.manifest.null_model
     if null is None:
         return None
-    return float(f"{calibration.p_value(score, bundle.k, float(null.hit_rate)):.3g}")
+    return float(f"{null.p_value(score, bundle.k):.3g}")
+
+
+def _supported(bundle: Bundle) -> float | None:
+    null = bundle.manifest.null_model
+    if null is None or not null.supported_p_value:
+        return None
+    return round(null.supported_p_value, 6)
 
 
 def check(

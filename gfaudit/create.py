@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import bundle as bundle_io
 from .errors import UsageError
-from .manifest import InputSpec, NullModel
+from .manifest import AnyNullModel, InputSpec
 from .methods import rule_for
 from .onnx_model import OnnxClassifier
 from .provenance import file_sha256, now_utc, versions
@@ -44,7 +44,7 @@ def create(
     class_names: list[str] | None = None,
     provenance: dict | None = None,
     device: str = "auto",
-    null_model: NullModel | None = None,
+    null_model: AnyNullModel | None = None,
 ) -> Created:
     """Label pairs with the victim, drop pairs whose x' keeps x's label, then sign and write."""
     if x.dtype != np.uint8 or x_prime.dtype != np.uint8 or x.ndim != 4 or x.shape != x_prime.shape:

@@ -9,9 +9,11 @@ can round it differently from the signer.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 
 from .errors import IntegrityError, UsageError
 from .methods import METHODS as _METHOD_TABLE
@@ -26,7 +28,9 @@ __all__ = [
     "STATEMENT_TYPE",
     "InputSpec",
     "Manifest",
+    "AnyNullModel",
     "NullModel",
+    "PopulationNullModel",
     "decimal_string",
     "parse",
     "parse_input_spec",
@@ -120,18 +124,99 @@ def parse_input_spec(raw: dict) -> InputSpec:
 
 @dataclass(frozen=True)
 class NullModel:
-    """The signed calibration of the verdict (gfaudit/calibration.py): ``hit_rate`` bounds how often
-    an independent model hits a pair; ``false_accusation_rate`` is the alpha the threshold aims at."""
+    """The older signed calibration (gfaudit/calibration.py): ``hit_rate`` bounds how often an
+    independent model hits a pair, the K pairs taken as independent draws; ``false_accusation_rate``
+    is the alpha the threshold aims at. Read for bundles signed with it; new bundles sign
+    :class:`PopulationNullModel`."""
 
     hit_rate: Decimal
     false_accusation_rate: Decimal
 
+    kind = "binomial-upper-bound"
+
     def to_json(self) -> dict:
         return {
-            "kind": "binomial-upper-bound",
+            "kind": self.kind,
             "hit_rate": decimal_string(self.hit_rate, 6),
             "false_accusation_rate": decimal_string(self.false_accusation_rate, 8),
         }
+
+    def p_value(self, score: float, k: int) -> float:
+        from .calibration import p_value
+
+        return p_value(score, k, float(self.hit_rate))
+
+    @property
+    def supported_p_value(self) -> float:
+        return 0.0  # this model claims no population: every p-value is its own
+
+    def describe(self) -> str:
+        return (
+            f"hit rate <= {self.hit_rate}, pairs taken as independent; the threshold aims at a false-accusation "
+            f"rate of {self.false_accusation_rate}"
+        )
+
+
+@dataclass(frozen=True)
+class PopulationNullModel:
+    """A null model for a population of independent models (gfaudit/calibration.py): the signed hit
+    counts of the calibration models on the K pairs, fitted by a beta-binomial whose parameters carry
+    their own uncertainty (a grid posterior under the signed prior); thresholds and p-values come from
+    the predictive distribution of a new independent model's hits."""
+
+    calibration_hits: tuple[int, ...]
+    pairs: int
+    false_accusation_rate: Decimal
+    kappa_range: tuple[Decimal, Decimal]
+    grid: tuple[int, int]
+
+    kind = "beta-binomial-predictive"
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "calibration_hits": list(self.calibration_hits),
+            "pairs": self.pairs,
+            "false_accusation_rate": decimal_string(self.false_accusation_rate, 8),
+            "prior": {
+                "mu": "uniform(0, 1)",
+                "log_kappa": "uniform",
+                "kappa_range": [decimal_string(v, 4) for v in self.kappa_range],
+            },
+            "grid": list(self.grid),
+            "assumption": "the calibration models are exchangeable with the independent models a suspect could be",
+        }
+
+    @cached_property
+    def pmf(self) -> list[float]:
+        from .calibration import beta_binomial_predictive
+
+        lo, hi = (float(v) for v in self.kappa_range)
+        return beta_binomial_predictive(list(self.calibration_hits), self.pairs, (lo, hi), self.grid)
+
+    def p_value(self, score: float, k: int) -> float:
+        from .calibration import predictive_tail
+
+        if k != self.pairs:
+            raise IntegrityError(f"manifest: null model fitted on {self.pairs} pairs, the bundle has {k}")
+        return predictive_tail(self.pmf, math.ceil(score * k - 1e-9))
+
+    @property
+    def supported_p_value(self) -> float:
+        from .calibration import supported_p_value
+
+        return supported_p_value(len(self.calibration_hits))
+
+    def describe(self) -> str:
+        return (
+            f"beta-binomial fitted to {len(self.calibration_hits)} calibration models' hits "
+            f"{list(self.calibration_hits)} of {self.pairs} pairs, with parameter uncertainty; assumes they are "
+            f"exchangeable with any independent model; the threshold aims at a false-accusation rate of "
+            f"{self.false_accusation_rate}"
+        )
+
+
+AnyNullModel = NullModel | PopulationNullModel
 
 
 def _unit_decimal(raw: dict, key: str) -> Decimal:
@@ -141,13 +226,39 @@ def _unit_decimal(raw: dict, key: str) -> Decimal:
     return Decimal(text)
 
 
-def parse_null_model(raw: object) -> NullModel | None:
+def _population(raw: dict) -> PopulationNullModel:
+    where = "scoring.null_model"
+    hits = _need(raw, "calibration_hits", list, where)
+    pairs = _need(raw, "pairs", int, where)
+    if not 1 <= pairs <= 1_000_000 or isinstance(pairs, bool):
+        raise IntegrityError(f"manifest: {where}.pairs is not a positive number of pairs")
+    if not hits or len(hits) > 10_000 or not all(type(h) is int and 0 <= h <= pairs for h in hits):
+        raise IntegrityError(f"manifest: {where}.calibration_hits must be 1 to 10,000 counts in 0..pairs")
+    prior = _need(raw, "prior", dict, where)
+    rng = prior.get("kappa_range")
+    if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, str) and _DECIMAL.match(v) for v in rng)):
+        raise IntegrityError(f"manifest: {where}.prior.kappa_range must be two decimal strings")
+    lo, hi = (Decimal(v) for v in rng)
+    if not Decimal(0) < lo < hi <= Decimal(10**6):
+        raise IntegrityError(f"manifest: {where}.prior.kappa_range must satisfy 0 < low < high <= 1e6")
+    grid = _need(raw, "grid", list, where)
+    if not (len(grid) == 2 and all(type(g) is int and 2 <= g <= 1000 for g in grid)):
+        raise IntegrityError(f"manifest: {where}.grid must be two integers in 2..1000")
+    return PopulationNullModel(
+        tuple(hits), pairs, _unit_decimal(raw, "false_accusation_rate"), (lo, hi), (grid[0], grid[1])
+    )
+
+
+def parse_null_model(raw: object) -> AnyNullModel | None:
     """The optional null model; bundles signed before it existed have none (no p-value then)."""
     if raw is None:
         return None
-    if not isinstance(raw, dict) or raw.get("kind") != "binomial-upper-bound":
-        raise IntegrityError("manifest: scoring.null_model is not a known calibration")
-    return NullModel(_unit_decimal(raw, "hit_rate"), _unit_decimal(raw, "false_accusation_rate"))
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    if kind == NullModel.kind and isinstance(raw, dict):
+        return NullModel(_unit_decimal(raw, "hit_rate"), _unit_decimal(raw, "false_accusation_rate"))
+    if kind == PopulationNullModel.kind and isinstance(raw, dict):
+        return _population(raw)
+    raise IntegrityError("manifest: scoring.null_model is not a known calibration")
 
 
 @dataclass(frozen=True)
@@ -158,7 +269,7 @@ class Manifest:
     input: InputSpec
     tensors: dict
     raw: dict
-    null_model: NullModel | None = None
+    null_model: AnyNullModel | None = None
 
     @property
     def threshold_float(self) -> float:

@@ -188,3 +188,58 @@ def test_signed_null_model_gives_each_suspect_a_p_value(cli, copy_bundle, victim
     assert entry["p_value"] == float(f"{calibration.p_value(entry['score'], k, 0.2):.3g}")
     text = cli("check", victim_onnx, "--bundle", path, "--pubkey", keypair[1])
     assert "p-value" in text.stdout and "hit rate <= 0.2" in text.stdout
+
+
+def _population(**over):
+    doc = {
+        "kind": "beta-binomial-predictive",
+        "calibration_hits": [1, 2, 0, 3],
+        "pairs": 8,
+        "false_accusation_rate": "0.001",
+        "prior": {"mu": "uniform(0, 1)", "log_kappa": "uniform", "kappa_range": ["0.1", "10000"]},
+        "grid": [199, 60],
+    }
+    doc.update(over)
+    return doc
+
+
+@pytest.mark.parametrize(
+    "null_model,needle",
+    [
+        (_population(calibration_hits=[]), "calibration_hits"),
+        (_population(calibration_hits=[1, 99]), "calibration_hits"),
+        (_population(calibration_hits=[1, True]), "calibration_hits"),
+        (_population(pairs=0), "pairs"),
+        (_population(grid=[199, 100000]), "grid"),
+        (_population(prior={"kappa_range": ["0", "10"]}), "kappa_range"),
+        (_population(prior={"kappa_range": [0.1, 10]}), "kappa_range"),
+        (_population(false_accusation_rate="2"), "false_accusation_rate"),
+    ],
+)
+def test_signed_but_unacceptable_population_null_model(cli, copy_bundle, victim_onnx, keypair, null_model, needle):
+    path = copy_bundle()
+    _resign(path, keypair[0], lambda m: m["scoring"].update(null_model=null_model))
+    result = _check(cli, path, victim_onnx, keypair[1])
+    assert result.exit_code == 3, result.output
+    assert result.stdout == "" and needle in result.stderr
+
+
+def test_population_null_model_p_value_and_its_support(cli, copy_bundle, victim_onnx, keypair):
+    """The auditor's p-value is the signed beta-binomial's predictive tail; one below 1/(n+1) is starred."""
+    from gfaudit import calibration
+
+    path = copy_bundle()
+    k = json.loads(_check(cli, path, victim_onnx, keypair[1]).stdout)["bundle"]["k"]
+    hits = [0, 1, 0, 1]
+    _resign(path, keypair[0], lambda m: m["scoring"].update(null_model=_population(calibration_hits=hits, pairs=k)))
+    result = _check(cli, path, victim_onnx, keypair[1])
+    entry = json.loads(result.stdout)["suspects"][0]
+    pmf = calibration.beta_binomial_predictive(hits, k)
+    assert entry["p_value"] == float(f"{calibration.predictive_tail(pmf, round(entry['score'] * k)):.3g}")
+    assert entry["p_value_supported"] == 0.2  # four calibration models: 1 / 5
+    assert entry["p_value"] < entry["p_value_supported"]  # the victim itself: far out in the tail
+    text = cli("check", victim_onnx, "--bundle", path, "--pubkey", keypair[1]).stdout
+    assert f"{entry['p_value']:.2g}*" in text and "extrapolation" in text and "exchangeable" in text
+    _resign(path, keypair[0], lambda m: m["scoring"].update(null_model=_population(calibration_hits=hits, pairs=k + 1)))
+    mismatch = _check(cli, path, victim_onnx, keypair[1])
+    assert mismatch.exit_code == 3 and "pairs" in mismatch.stderr

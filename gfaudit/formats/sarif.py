@@ -187,7 +187,7 @@ def check_doc(result: CheckResult, pubkey_source: str | None = None) -> dict:
             gate = "fails the gate" if s.exit_code else "passes the gate"
             text = (
                 f"{s.verdict} ({gate}): score {s.score:.3f} vs threshold {s.threshold} "
-                f"(P_ori {s.p_ori:.3f}, P_conf {s.p_conf:.3f}, p-value {p_value_text(s.p_value)}; "
+                f"(P_ori {s.p_ori:.3f}, P_conf {s.p_conf:.3f}, p-value {p_value_text(s.p_value, s.p_value_supported)}; "
                 f"bundle {b.path.name} {b.sha256[:12]})"
             )
             entry = {"message": {"text": text}}

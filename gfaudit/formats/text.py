@@ -11,9 +11,12 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:+.3f}" if v < 0 else f"{v:.3f}"
 
 
-def p_value_text(p: float | None) -> str:
-    """A p-value for people: two significant digits, '-' for a bundle signed without a null model."""
-    return "-" if p is None else f"{p:.2g}"
+def p_value_text(p: float | None, supported: float | None = None) -> str:
+    """A p-value for people: two significant digits, '-' for a bundle signed without a null model,
+    and a '*' when it is below what the calibration models support (the null model's extrapolation)."""
+    if p is None:
+        return "-"
+    return f"{p:.2g}*" if supported is not None and p < supported else f"{p:.2g}"
 
 
 def check(result: CheckResult, pubkey_source: str | None = None) -> str:
@@ -31,7 +34,7 @@ def check(result: CheckResult, pubkey_source: str | None = None) -> str:
         else:
             lines.append(
                 f"{s.verdict:<12} {_fmt(s.score):>7} {_fmt(s.p_ori):>6} {_fmt(s.p_conf):>6} "
-                f"{p_value_text(s.p_value):>8}  {s.path}"
+                f"{p_value_text(s.p_value, s.p_value_supported):>8}  {s.path}"
             )
     derived = sum(s.verdict == "derived" for s in result.suspects)
     lines += [
@@ -41,9 +44,16 @@ def check(result: CheckResult, pubkey_source: str | None = None) -> str:
     null = b.manifest.null_model
     if null is not None:
         lines.append(
-            f"p-value: the chance that an independent model scores this high (signed calibration: hit rate "
-            f"<= {null.hit_rate}; the threshold aims at a false-accusation rate of {null.false_accusation_rate})"
+            f"p-value: the chance that an independent model scores this high (signed null model: {null.describe()})"
         )
+        if any(
+            s.p_value_supported and s.p_value is not None and s.p_value < s.p_value_supported for s in result.suspects
+        ):
+            lines.append(
+                f"* below {null.supported_p_value:.2g} = 1/(n+1), the smallest p-value that the "
+                f"{len(getattr(null, 'calibration_hits', ()))} calibration models show without the model: "
+                "the beta-binomial's extrapolation"
+            )
     return "\n".join(lines) + "\n"
 
 
