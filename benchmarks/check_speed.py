@@ -5,7 +5,7 @@ evaluation loop, in the same run. Prints a table (markdown).
     python benchmarks/check_speed.py [--bundle B --pubkey P --suspect S.onnx] [--runs 7]
 
 Defaults: the shipped bundle fingerprints/resnet20-cifar10 and the victim ONNX exported on the fly
-from ../shared/models/resnet20-cifar10-akamaster (needs gfaudit[train] for the export and for the
+from ../shared/models/resnet20-cifar10-jpeg (needs gfaudit[train] for the export and for the
 PyTorch comparison).
 """
 
@@ -23,7 +23,7 @@ from measure import median_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GFAUDIT_SHARED", REPO.parent / "shared"))
-VICTIM_PT = SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt"
+VICTIM_PT = SHARED / "models" / "resnet20-cifar10-jpeg" / "resnet20.pt"
 SHIPPED = REPO / "fingerprints" / "resnet20-cifar10"
 
 TORCH_CHECK = r"""

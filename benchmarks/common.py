@@ -16,7 +16,7 @@ def context_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from gfaudit_trainer.presets import PRESETS  # torch-free: the one table of scales
 
     ap.add_argument("--scale", default="cpu", choices=tuple(PRESETS))
-    ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt")
+    ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-jpeg" / "resnet20.pt")
     ap.add_argument("--arch", default="resnet20")
     ap.add_argument("--normalization", default="imagenet")
     ap.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpeg")

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", nargs="+", default=["scratch-airbench", "extract-label-airbench"], choices=sorted(ROWS))
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt")
+    ap.add_argument("--victim", type=Path, default=SHARED / "models" / "resnet20-cifar10-jpeg" / "resnet20.pt")
     ap.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10-jpeg")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "gfaudit" / "fast-recipe")
     ap.add_argument("--device", default="auto")

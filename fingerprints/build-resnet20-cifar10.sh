@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Rebuild fingerprints/resnet20-cifar10 from the shared ResNet-20 and the shared CIFAR-10 JPEG copy.
+# Rebuild fingerprints/resnet20-cifar10 from the shared victim (a ResNet-20 trained on the shared
+# CIFAR-10 JPEG copy: one data world with the seeds and the pools) and that JPEG copy. The public
+# akamaster ResNet-20 (trained elsewhere, on the lossless originals) joins as a reference model:
+# a calibration negative, so never a suspect that judges this bundle.
 # The private key lives OUTSIDE the repository (KEYDIR); only owner.pub is committed.
 # Usage: KEYDIR=/secure/keys CACHE=/path/to/cache bash fingerprints/build-resnet20-cifar10.sh
 set -euo pipefail
@@ -8,13 +11,17 @@ SHARED=${SHARED:-../shared}
 KEYDIR=${KEYDIR:?set KEYDIR to a folder outside the repository}
 CACHE=${CACHE:-$HOME/.cache/gfaudit}
 OUT=fingerprints/resnet20-cifar10
-VICTIM=$SHARED/models/resnet20-cifar10-akamaster/resnet20.pt
+VICTIM=$SHARED/models/resnet20-cifar10-jpeg/resnet20.pt
 DATA=$SHARED/data/cifar10-jpeg
+REFS=$CACHE/references
+mkdir -p "$REFS"
+[ -f "$REFS/akamaster-resnet20.onnx" ] || gfaudit export-onnx "$SHARED/models/resnet20-cifar10-akamaster/resnet20.pt" \
+  --arch resnet20 -o "$REFS/akamaster-resnet20.onnx"
 
 [ -f "$KEYDIR/owner.key" ] || gfaudit keygen --out "$KEYDIR"
 cp "$KEYDIR/owner.pub" "$OUT/owner.pub"
 gfaudit train --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
-  --key "$KEYDIR/owner.key" -o "$OUT/resnet20-cifar10.safetensors" --cache "$CACHE"
+  --key "$KEYDIR/owner.key" -o "$OUT/resnet20-cifar10.safetensors" --cache "$CACHE" --reference "$REFS"
 # Demo suspects: models of the cpu suspect library (pirates trained on D_a, which no pool model saw;
 # unrelated models trained independently on the whole training split, as public models are).
 gfaudit library build --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \

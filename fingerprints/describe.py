@@ -39,7 +39,21 @@ def describe(manifest: dict) -> str:
         f"| pairs | K = {manifest['k']} |",
         f"| threshold | ARD >= {scoring['threshold']} ({cal.get('method', 'see provenance')}) |",
     ]
-    if null:
+    if null and null.get("kind") == "beta-binomial-predictive":
+        loo = cal.get("leave_one_out", [])
+        lines.append(
+            f"| null model | beta-binomial with parameter uncertainty over {len(null['calibration_hits'])} calibration "
+            f"models' hits {null['calibration_hits']} of {null['pairs']}; threshold at a predictive tail of "
+            f"{null['false_accusation_rate']}; p-values below {cal.get('supported_p_value')} are the model's "
+            f"extrapolation; assumes {null.get('assumption', 'exchangeable calibration models')} |"
+        )
+        if loo:
+            worst = max(loo, key=lambda r: r["score"] - r["threshold_without_it"])
+            lines.append(
+                f"| leave-one-out | {sum(r['flagged'] for r in loo)} of {len(loo)} calibration models at or above the "
+                f"threshold fitted without them (closest: {worst['score']:.2f} against {worst['threshold_without_it']}) |"
+            )
+    elif null:
         lines.append(
             f"| null model | an independent model hits a pair with probability <= {null['hit_rate']} "
             f"(Clopper-Pearson bound over the calibration negatives); the threshold aims at a "

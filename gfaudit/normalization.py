@@ -11,7 +11,7 @@ from .errors import UsageError
 __all__ = ["NORMALIZATIONS", "resolve"]
 
 NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    # The shared akamaster ResNet-20 was trained with the ImageNet statistics.
+    # The shared ResNet-20 victims (resnet20-cifar10-jpeg, and the public akamaster one) take the ImageNet statistics.
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),

@@ -20,7 +20,7 @@ import onnx_factory  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GFAUDIT_SHARED", REPO.parent / "shared"))
-SHARED_VICTIM = SHARED / "models" / "resnet20-cifar10-akamaster" / "resnet20.pt"
+SHARED_VICTIM = SHARED / "models" / "resnet20-cifar10-jpeg" / "resnet20.pt"
 SHARED_DATA = SHARED / "data" / "cifar10-jpeg"
 
 

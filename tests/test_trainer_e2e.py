@@ -50,18 +50,20 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
     prov = manifest["provenance"]
     assert prov["preset"]["name"] == "tiny" and len(prov["pools"]) == 5
     assert [m["split"] for m in prov["pools"] if m["role"] == "negative"] == ["train", "val", "calib"]
-    # The threshold is the binomial tail over K at the calibration negatives' hit-rate bound, and the
-    # auditor's p-value uses the same signed bound.
+    # The threshold is the beta-binomial predictive tail over the calibration models' signed hit
+    # counts, and the auditor's p-value uses the same signed null model.
     calib_rows = prov["validation_scores"]["calibration"]
     assert len(calib_rows) == 1 and calib_rows[0]["split"] == "calib"
     k = manifest["k"]
-    q = null.hit_rate_bound([r["hits"] for r in calib_rows], k, 0.05)
     null_model = manifest["scoring"]["null_model"]
-    assert abs(float(null_model["hit_rate"]) - q) < 1e-6
-    assert float(manifest["scoring"]["threshold"]) == round(
-        min(1.0, null.threshold_for(float(null_model["hit_rate"]), k, 0.001)), 4
-    )
-    assert entry["p_value"] == float(f"{null.p_value(entry['score'], k, float(null_model['hit_rate'])):.3g}")
+    assert null_model["kind"] == "beta-binomial-predictive" and null_model["pairs"] == k
+    assert null_model["calibration_hits"] == [r["hits"] for r in calib_rows]
+    pmf = null.beta_binomial_predictive(null_model["calibration_hits"], k)
+    assert float(manifest["scoring"]["threshold"]) == round(min(1.0, null.predictive_threshold(pmf, 0.001)), 4)
+    assert entry["p_value"] == float(f"{null.predictive_tail(pmf, round(entry['score'] * k)):.3g}")
+    assert entry["p_value_supported"] == 0.5  # one calibration model: 1 / (n + 1)
+    loo = prov["calibration"]["leave_one_out"]
+    assert len(loo) == 1 and loo[0]["hits"] == calib_rows[0]["hits"] and loo[0]["flagged"] is False
     # The shipped bundle's README is rendered from the same signed provenance.
     import sys
 
@@ -69,7 +71,7 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
     from describe import describe
 
     text = describe(manifest)
-    assert f"ARD >= {manifest['scoring']['threshold']}" in text and null_model["hit_rate"] in text
+    assert f"ARD >= {manifest['scoring']['threshold']}" in text and "beta-binomial" in text
     assert text.count("| negative, calibration only |") == 1 and "cosine" in text
     assert {"pool_building", "fingerprint_generation"} <= set(prov["timings_s"])
     assert len(prov["gan_history"]) == prov["preset"]["gan"]["epochs"]

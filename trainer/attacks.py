@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn as nn
@@ -183,14 +183,20 @@ def adversarial(ctx, scale: Scale, seed: int, *, arch: str, eps: float = 8 / 255
 
 def unrelated(ctx, scale: Scale, seed: int, *, arch: str) -> nn.Module:
     """An independent model: true labels, never the victim; on D_a or, like the public models a bundle
-    must not accuse, on the whole training split (``scale.unrelated_data``)."""
+    must not accuse, on the whole training split (``scale.unrelated_data``). ``arch`` is a member spec
+    (``pools.Member``): ``"resnet20+classic"`` trains with the classic recipe, ``"resnet20~jpeg90"`` on
+    the images re-encoded (trainer/data_variants.py), as other people's pipelines would."""
+    from . import data_variants
+    from .pools import parse_member
+
+    m = parse_member(arch, scale.recipe, students=False)
     data = ctx.train if scale.unrelated_data == "all" else _attacker_data(ctx, scale, seed)
-    model = _student(ctx, arch, seed)
+    model = _student(ctx, m.arch, seed)
     fit(
         model,
-        data.images,
+        data_variants.apply(m.variant, data.images),
         data.labels,
-        scratch_config(scale, arch, scale.scratch_epochs or scale.extract_epochs, seed),
+        scratch_config(replace(scale, recipe=m.recipe), m.arch, scale.scratch_epochs or scale.extract_epochs, seed),
         ctx.device,
         desc=f"unrelated-{arch}",
     )
@@ -370,8 +376,8 @@ def registry(
                 f"unrelated-{arch}-{i}",
                 "unrelated",
                 "unrelated",
-                arch,
-                {"data": "D_a, true labels"},
+                arch.partition("+")[0].partition("~")[0],
+                {"data": "true labels", "member": arch},
                 unrelated,
                 arch=arch,
             )

@@ -62,7 +62,18 @@ SCALES: dict[str, LibraryScale] = {
         None,
         {
             "extract_archs": ("resnet20", "airbench:width=0.5"),
-            "unrelated_archs": ("resnet20", "airbench:width=0.5", "resnet32"),
+            # Unrelated models differ from the victim the way the world's models do, and none is a pool
+            # model: the victim's own architecture and recipe with other seeds, other architectures,
+            # the classic recipe, other copies of the data (trainer/data_variants.py).
+            "unrelated_archs": (
+                "resnet20",
+                "resnet20",
+                "airbench:width=0.5",
+                "resnet20+classic",
+                "airbench:width=0.5~jpeg90",
+                "resnet32",
+                "resnet20~resize24",
+            ),
             "adv_archs": ("airbench:width=0.5",),
         },
     ),

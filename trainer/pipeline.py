@@ -13,7 +13,7 @@ from gfaudit.errors import GfauditError
 from gfaudit.keys import load_private
 from gfaudit.provenance import versions
 
-from . import calibration, methods, pools as pools_mod, presets, selection
+from . import calibration, data_world, methods, pools as pools_mod, presets, selection
 from .context import Context, default_cache, load_context, runner_up_of, seed_images
 from .export import export
 from .figure import save_grid
@@ -85,10 +85,15 @@ def build_pools(
         executor=executor,
         resources=resources,
     )
+    victim_test = predict(ctx.victim, ctx.test.images, ctx.device)
+    world = data_world.check(victim_test, ctx.victim_accuracy, pools.models, ctx.test.images, ctx.device)
+    if world is not None:
+        pools.data_world = world.to_json()
+        if world.warn:
+            log(f"warning: two data worlds? {world.message()}")
     if references:
         from . import references as refs
 
-        victim_test = predict(ctx.victim, ctx.test.images, ctx.device)
         pools.models += refs.load(
             references, ctx.test.images, ctx.test.labels, victim_test, ctx.mean, ctx.std, ctx.num_classes
         )
@@ -129,6 +134,7 @@ def base_provenance(ctx: Context, preset: presets.Preset, pools: pools_mod.Pools
             "fingerprint_seeds": "test split, seeded draw",
         },
         "pools": pools.summary(),
+        "data_world_check": pools.data_world,
         "timings_s": {"pool_building": round(pool_seconds, 1)},
         "training_versions": versions("torch", "torchvision"),
     }

@@ -48,6 +48,8 @@ class PoolModel:
             for k in (
                 "query",
                 "recipe",
+                "data_variant",
+                "inheritance",
                 "epochs",
                 "train_images",
                 "agreement_on_victim_errors",
@@ -72,6 +74,7 @@ class PoolModel:
 @dataclass
 class Pools:
     models: list[PoolModel]
+    data_world: dict | None = None  # trainer/data_world.py's figures, signed into the provenance
 
     def get(self, role: str, split: str) -> list[PoolModel]:
         return [m for m in self.models if m.role == role and m.split == split]
@@ -160,16 +163,56 @@ def train_or_load(
     return model.to(device).eval(), meta
 
 
-def member(spec: str, pool: PoolConfig, role: str) -> tuple[str, str]:
-    """(architecture spec, query) of one pool entry such as ``"resnet20@prob"``."""
-    arch, _, query = spec.partition("@")
-    return arch, (query or pool.query) if role == "positive" else ""
+@dataclass(frozen=True)
+class Member:
+    """One pool entry, parsed from its spec ``ARCH[@QUERY][+RECIPE][~VARIANT]``.
+
+    ``"resnet20@label"``: a student asking the victim for labels; ``"resnet20+classic"``: trained
+    with the classic SGD recipe instead of the pool's; ``"airbench:width=0.5~jpeg50"``: trained on
+    the owner's images re-encoded (trainer/data_variants.py), a stand-in for another copy of the data.
+    """
+
+    arch: str
+    query: str  # "" (fixed targets), "label" or "prob" (positives only)
+    recipe: str  # a name in recipes.RECIPES
+    variant: str  # a name in data_variants.VARIANTS
+
+    @property
+    def inheritance(self) -> str:
+        """What the model inherited from the victim, as the provenance records it."""
+        return {
+            "": "none",
+            "label": "victim labels per augmented batch",
+            "prob": "victim probabilities per augmented batch",
+        }[self.query]
 
 
-def fit_config(pool: PoolConfig, arch: str, query: str, seed: int, batch_size: int) -> FitConfig:
-    """How one pool model trains: the pool's recipe, epochs and (for students) query."""
+def parse_member(spec: str, recipe: str, query: str = "", students: bool = True) -> Member:
+    """The parsed entry ``spec`` (see :class:`Member`) with ``recipe`` and ``query`` as defaults;
+    ``students=False`` drops any query (negatives and unrelated models never ask the victim).
+    KeyError names an unknown recipe or variant."""
+    from . import data_variants, recipes
+
+    rest, _, variant = spec.partition("~")
+    rest, _, own_recipe = rest.partition("+")
+    arch, _, own_query = rest.partition("@")
+    m = Member(arch, (own_query or query) if students else "", own_recipe or recipe, variant or "own")
+    recipes.get(m.recipe)
+    data_variants.get(m.variant)
+    return m
+
+
+def member(spec: str, pool: PoolConfig, role: str) -> Member:
+    """The parsed pool entry ``spec``: the pool's recipe and (positives only) query by default."""
+    return parse_member(spec, pool.recipe, pool.query, students=role == "positive")
+
+
+def fit_config(
+    pool: PoolConfig, arch: str, query: str, seed: int, batch_size: int, recipe: str | None = None
+) -> FitConfig:
+    """How one pool model trains: the pool's (or the entry's) recipe, epochs and (for students) query."""
     epochs = pool.epochs_for(arch)
-    if pool.recipe == "fast":
+    if (recipe or pool.recipe) == "fast":
         return FitConfig.fast(
             epochs, arch, seed=seed, query=query, temperature=pool.temperature if query == "prob" else 1.0
         )
@@ -194,6 +237,8 @@ class PoolJob:
     arch: str
     cfg: FitConfig
     path: Path  # its cache file: the same name whichever executor trains it
+    variant: str = "own"  # the data variant it trains on (trainer/data_variants.py)
+    inheritance: str = "none"
 
     @property
     def name(self) -> str:
@@ -214,6 +259,18 @@ class PoolData:
     std: list
     num_classes: int
     device: object
+    _variants: dict = field(default_factory=dict, repr=False)  # (role, variant) -> images, made once per process
+
+    def images_for(self, role: str, variant: str) -> torch.Tensor:
+        """The training images of ``role`` as the data variant ``variant`` has them."""
+        from . import data_variants
+
+        if variant == "own":
+            return self.images[role]
+        if (role, variant) not in self._variants:
+            log(f"data variant {variant}: {data_variants.get(variant).description}")
+            self._variants[role, variant] = data_variants.apply(variant, self.images[role])
+        return self._variants[role, variant]
 
 
 def jobs(preset: Preset, cache: Path, seed: int) -> list[PoolJob]:
@@ -224,10 +281,12 @@ def jobs(preset: Preset, cache: Path, seed: int) -> list[PoolJob]:
         pool = configs[role]
         for split, specs in (("train", pool.train_archs), ("val", pool.val_archs), ("calib", pool.calib_archs)):
             for i, spec in enumerate(specs):
-                arch, query = member(spec, pool, role)
-                cfg = fit_config(pool, arch, query, _seed(seed, role, split, i), preset.batch_size)
-                name = model_name(role, split, i, spec if "@" in spec else arch, cfg, pool.data)
-                out.append(PoolJob(role, split, i, spec, arch, cfg, cache / f"{name}.safetensors"))
+                m = member(spec, pool, role)
+                cfg = fit_config(pool, m.arch, m.query, _seed(seed, role, split, i), preset.batch_size, m.recipe)
+                plain = not any(c in spec for c in "@+~")
+                name = model_name(role, split, i, m.arch if plain else spec, cfg, pool.data)
+                path = cache / f"{name}.safetensors"
+                out.append(PoolJob(role, split, i, spec, m.arch, cfg, path, m.variant, m.inheritance))
     return out
 
 
@@ -256,7 +315,7 @@ def run_job(job: PoolJob, data: PoolData):
     return train_or_load(
         job.arch,
         job.path,
-        data.images[job.role],
+        data.images_for(job.role, job.variant),
         data.targets[job.role],
         job.cfg,
         data.test,
@@ -267,6 +326,7 @@ def run_job(job: PoolJob, data: PoolData):
         data.device,
         desc=job.name,
         teacher=data.victim if job.cfg.query else None,
+        extra_meta={"data_variant": job.variant, "inheritance": job.inheritance},
     )
 
 

@@ -118,20 +118,34 @@ PRESETS: dict[str, Preset] = {
         positive=PoolConfig(
             ("resnet20@label",),
             (f"{_AIR}@prob",),
-            epochs=14,
+            epochs=12,
             query="label",
             recipe="fast",
             data="d_v+d_p",
             temperature=2.0,
+            epochs_by_family=(("resnet", 14),),
         ),
+        # Negatives differ from the victim the way the world's independent models do, not in one
+        # systematic way a GAN can learn: seed and data order, architecture (the victim's family in
+        # every role), recipe (fast and classic SGD) and data pipeline (the owner's images re-encoded:
+        # trainer/data_variants.py). Calibration: 7 trained here plus any --reference (>= 8 with one).
         negative=PoolConfig(
-            (_AIR,),
-            (_AIR, "resnet20"),
-            epochs=14,
+            (_AIR, "resnet20~jpeg50"),
+            ("resnet20+classic", f"{_AIR}~blur"),
+            epochs=12,
+            lr=0.1,
             recipe="fast",
             data="d_v+d_p",
-            calib_archs=("resnet20", _AIR),
-            epochs_by_family=(("resnet", 16),),
+            calib_archs=(
+                "resnet20",
+                _AIR,
+                f"{_AIR}~jpeg90",
+                f"{_AIR}~jpeg50",
+                f"{_AIR}~resize24",
+                f"{_AIR}~blur",
+                _AIR,
+            ),
+            epochs_by_family=(("resnet", 14),),
         ),
         gan=GanConfig(epochs=4, batch_size=64, train_images=12000, diversity=1.0),
         seeds=4000,
@@ -141,9 +155,9 @@ PRESETS: dict[str, Preset] = {
         # one pattern per target (cosine 0.92 in its last epoch), so here only the per-target cap spreads them.
         max_cosine=1.0,
         target_cap=2.0,
-        notes="strong models in minutes (the fast recipe): negatives at or above the victim's accuracy, CIFAR "
-        "ResNets among the selection and calibration negatives, calibration negatives unseen by GAN and selection; "
-        "sized to what 2 CPU cores build in about an hour",
+        notes="strong models in minutes (the fast recipe), one data world with the victim: negatives that differ "
+        "in seed, architecture, recipe and data pipeline, CIFAR ResNets in every role, 7 calibration negatives "
+        "unseen by GAN and selection (plus references); sized to what 2 CPU cores build in about two hours",
     ),
     "paper": Preset(
         name="paper",
