@@ -39,3 +39,21 @@ def median_of(cmd: list[str], runs: int = 5, env: dict | None = None) -> dict:
         "peak_rss_mb": round(max(r[1] for r in results), 1),
         "exit_codes": sorted({r[2] for r in results}),
     }
+
+
+def medians_interleaved(cmds: list[list[str]], runs: int = 5, env: dict | None = None) -> list[dict]:
+    """``median_of`` for several commands run in turn (a, b, a, b, ...), so that a change of
+    background load during the measurement hits each of them alike; one summary per command."""
+    results: list[list[tuple[float, float, int]]] = [[] for _ in cmds]
+    for _ in range(runs):
+        for i, cmd in enumerate(cmds):
+            results[i].append(run_once(cmd, env))
+    return [
+        {
+            "median_s": round(statistics.median(r[0] for r in rs), 3),
+            "min_s": round(min(r[0] for r in rs), 3),
+            "peak_rss_mb": round(max(r[1] for r in rs), 1),
+            "exit_codes": sorted({r[2] for r in rs}),
+        }
+        for rs in results
+    ]

@@ -2,7 +2,10 @@
 
 Every function raises a subclass of :class:`gfaudit.errors.GfauditError` on failure
 (``UsageError``, ``IntegrityError``, ``SuspectError``...), each with the ``exit_code`` the CLI would
-use; nothing here prints or exits. Nothing here imports torch. See docs/api.md for an example.
+use; nothing here prints or exits. Nothing here imports torch. Arguments are validated like the
+CLI's options (a misspelt ``expect`` or ``device`` is a ``UsageError``). Models run in isolated
+worker processes, which never re-run the caller's ``__main__``: the API works from a script
+without an ``if __name__ == "__main__"`` guard, from stdin and from a notebook. See docs/api.md.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .authenticity import Authenticity
 from .bundle import Bundle
 from .check import CheckResult, SuspectResult
 from .errors import AuthenticityError, GfauditError, IntegrityError, SuspectError, UsageError
+from .isolation import DEFAULT_TIMEOUT
 
 __all__ = [
     "Authenticity",
@@ -33,6 +37,7 @@ __all__ = [
     "PublicKey",
     "Device",
     "Expect",
+    "DEFAULT_TIMEOUT",
     "load_bundle",
     "verify_authenticity",
     "check_models",
@@ -72,37 +77,79 @@ def load_bundle(path: PathLike, pubkey: PublicKey = None) -> Bundle:
 
 
 def verify_authenticity(
-    bundle: Bundle, victim: PathLike, device: Device = "auto", *, require: bool = False
+    bundle: Bundle,
+    victim: PathLike,
+    device: Device = "auto",
+    *,
+    require: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Authenticity:
     """The arbiter's check: run the victim's ONNX on the pairs and compare with the signed labels and
     perturbation statistics. ``result.ok`` says whether they match; with ``require=True`` a mismatch
-    raises ``AuthenticityError`` instead."""
-    result = _authenticity.verify(bundle, str(victim), device)
+    raises ``AuthenticityError`` instead. The victim runs isolated like a suspect, under ``timeout``
+    seconds (``None``: in this process, without a limit; trusted models only)."""
+    from .check import validate
+
+    validate(device, None, timeout, None)
+    result = _authenticity.verify(bundle, _path(victim, "victim"), device, timeout)
     if require:
         _authenticity.require(result)
     return result
 
 
 def check_models(
-    bundle: Bundle, models: Iterable[PathLike], device: Device = "auto", expect: Expect | None = None
+    bundle: Bundle,
+    models: PathLike | Iterable[PathLike],
+    device: Device = "auto",
+    expect: Expect | None = None,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    jobs: int | None = 1,
 ) -> CheckResult:
-    """Score each suspect ONNX model (a folder stands for its ``*.onnx`` files, sorted) label-only.
+    """Score each suspect ONNX model label-only: ``models`` is one path or several; a folder stands
+    for every ``*.onnx`` entry in it that is not a folder, sorted (one that cannot be read is an
+    ``error`` entry, never skipped).
 
     Returns a ``CheckResult``: one ``SuspectResult`` per model (verdict ``derived``, ``not-derived``
     or ``error`` with the reason) and ``exit_code``, the gate's answer as the CLI would exit. A model
     that cannot be scored is an ``error`` entry, not an exception; a missing CUDA device with
-    ``device="cuda"`` raises."""
-    from .check import check
+    ``device="cuda"`` raises. Each model runs in its own worker process under ``timeout`` seconds
+    (``None``: in this process, without a limit; trusted models only); ``jobs`` models at once
+    (``None``: one per CPU). Bad arguments (``expect="not_derived"``, ``timeout=0``) raise
+    ``UsageError``, as the CLI exits 2."""
+    from .check import check, validate
     from .suspects import expand
 
-    return check(bundle, expand(models), device, expect)
+    if not isinstance(bundle, Bundle):
+        raise UsageError(f"bundle must be a Bundle from load_bundle, not {type(bundle).__name__}")
+    validate(device, expect, timeout, jobs)
+    return check(bundle, expand(models), device, expect, timeout=timeout, jobs=jobs)
 
 
-def evaluate_library(bundle: Bundle, library: PathLike, device: Device = "auto") -> dict:
+def evaluate_library(
+    bundle: Bundle,
+    library: PathLike,
+    device: Device = "auto",
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    jobs: int | None = 1,
+) -> dict:
     """Score every model of a suspect library (a folder with ``library.json``, or the file) and return
     the evaluation document: per-model scores, per-family summary, ARUC, ROC-AUC, TPR at 0 % and 1 %
-    FPR, the curves, and how many models the signed threshold flags (the JSON of ``gfaudit evaluate``)."""
-    return _evaluate.evaluate(bundle, _evaluate.load_library(Path(library)), device)
+    FPR, the curves, and how many models the signed threshold flags (the JSON of ``gfaudit evaluate``).
+    ``timeout`` and ``jobs`` as in :func:`check_models`."""
+    from .check import validate
+
+    validate(device, None, timeout, jobs)
+    return _evaluate.evaluate(
+        bundle, _evaluate.load_library(Path(_path(library, "library"))), device, timeout=timeout, jobs=jobs
+    )
+
+
+def _path(value, what: str) -> str:
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise UsageError(f"{what} must be a path (str or os.PathLike)")
+    return os.fspath(value)
 
 
 def render(result: CheckResult | dict, fmt: str = "json", pubkey_source: str | None = None) -> str:

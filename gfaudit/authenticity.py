@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .bundle import Bundle
-from .check import open_model
-from .errors import AuthenticityError
+from .check import suspect_labels
+from .errors import AuthenticityError, SuspectError
+from .isolation import DEFAULT_TIMEOUT, check_timeout
 from .perturbation import matches, statistics
 from .provenance import file_sha256
 
@@ -39,11 +40,16 @@ class Authenticity:
         return {**self.__dict__, "ok": self.ok}
 
 
-def verify(bundle: Bundle, victim_onnx: str, device: str = "auto") -> Authenticity:
-    spec = bundle.manifest.input
-    victim = open_model(victim_onnx, bundle, device)
-    pred_x = victim.labels(bundle.x, spec.mean, spec.std)
-    pred_xp = victim.labels(bundle.x_prime, spec.mean, spec.std)
+def verify(
+    bundle: Bundle, victim_onnx: str, device: str = "auto", timeout: float | None = DEFAULT_TIMEOUT
+) -> Authenticity:
+    """Run the victim on the pairs, isolated like any suspect under ``timeout`` seconds (None: in
+    this process), and compare. A victim that cannot be run is a ``SuspectError`` (exit 4)."""
+    try:
+        labels = suspect_labels(str(victim_onnx), bundle, device, check_timeout(timeout))
+    except SuspectError as exc:
+        raise SuspectError(f"the victim: {exc}") from None
+    pred_x, pred_xp = labels.pred_x, labels.pred_x_prime
     claimed = bundle.manifest.raw.get("perturbation", {})
     result = Authenticity(
         k=bundle.k,

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field
 
 from . import scoring
 from .bundle import Bundle
-from .errors import SuspectError
-from .isolation import DEFAULT_TIMEOUT, Job, Labels, run_isolated, run_job
-from .onnx_model import OnnxClassifier
+from .errors import SuspectError, UsageError
+from .isolation import DEFAULT_TIMEOUT, Job, Labels, check_timeout, require_available, run_isolated, run_job
+from .onnx_model import DEVICES, OnnxClassifier
 
 EXPECTATIONS = ("derived", "not-derived")
 
@@ -145,6 +145,22 @@ def _supported(bundle: Bundle) -> float | None:
     return round(null.supported_p_value, 6)
 
 
+def validate(device: str, expect: str | None, timeout: float | None, jobs: int | None) -> float | None:
+    """The options as the CLI checks them, for library callers too (UsageError, exit 2): a device of
+    DEVICES, an expectation of EXPECTATIONS or None, a positive finite timeout or None, jobs >= 1
+    or None. Returns the timeout as a float (or None)."""
+    if device not in DEVICES:
+        raise UsageError(f"device {device!r}: choose one of {', '.join(DEVICES)}")
+    if expect is not None and expect not in EXPECTATIONS:
+        raise UsageError(f"expect {expect!r}: choose one of {', '.join(EXPECTATIONS)}, or None")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise UsageError(f"jobs {jobs!r}: must be a whole number of at least 1, or None (one per CPU)")
+    timeout = check_timeout(timeout, "timeout")
+    if timeout is not None:
+        require_available()
+    return timeout
+
+
 def check(
     bundle: Bundle,
     paths: list[str],
@@ -161,6 +177,7 @@ def check(
     from .onnx_model import require_runtime
     from .parallel import intra_op_threads, map_ordered, resolve_jobs
 
+    timeout = validate(device, expect, timeout, jobs)
     require_runtime()  # no runtime at all is the run's failure, not one error row per suspect
     jobs = resolve_jobs(jobs)
     threads = intra_op_threads(jobs, len(paths)) if jobs > 1 else 0

@@ -45,6 +45,10 @@ TIMEOUT_HELP = (
     "Seconds each suspect may take to load and run; past it the suspect's worker is killed and "
     "the suspect gets an error row (exit 4). Default 120."
 )
+VICTIM_TIMEOUT_HELP = (
+    "Seconds the victim may take to load and run, in its own worker process like a suspect; "
+    "past it the worker is killed (exit 4). Default 120."
+)
 
 
 class Format(str, Enum):
@@ -121,9 +125,9 @@ def _guard_reports(writes: tuple, bundle_path: Path, pubkey: str | None, inputs)
     """Refuse bad report paths before anything else, even before the key is resolved: a run that
     fails later writes failure reports into these files, so they must be safe to write first."""
     from . import bundle as bundle_io
+    from .keys import key_files
 
-    keys = [k for k in (pubkey, os.environ.get("GFAUDIT_PUBKEY")) if k and "-----BEGIN" not in k]
-    outputs.guard(writes, [bundle_path, bundle_io.sig_path(bundle_path), *keys, *inputs])
+    outputs.guard(writes, [bundle_path, bundle_io.sig_path(bundle_path), *key_files(pubkey), *inputs])
 
 
 def _key_file(source: str | None) -> str | None:
@@ -138,9 +142,9 @@ def _threshold(value: float | None) -> float | None:
 
 
 def _timeout(value: float) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise UsageError(f"--timeout {value!r}: must be a positive number of seconds")
-    return value
+    from .isolation import check_timeout
+
+    return check_timeout(value) or value
 
 
 def _jobs(value: int | None) -> int | None:
@@ -150,7 +154,9 @@ def _jobs(value: int | None) -> int | None:
 
 
 def _load_npy(path: Path):
-    """A .npy array read through the bounded, regular-file-only reader (exit 2 on anything odd)."""
+    """A .npy array read through the bounded, regular-file-only reader (exit 2 on anything odd). The
+    header's shape must account for exactly the bytes that follow it: a header that claims 10^9
+    images in a small file is refused before anything is allocated."""
     import io
 
     import numpy as np
@@ -158,12 +164,27 @@ def _load_npy(path: Path):
     from .safe_read import max_bundle_bytes, read_regular
 
     data = read_regular(path, max_bundle_bytes(), ".npy array", UsageError)
+
+    def refuse(why: str) -> UsageError:
+        return UsageError(f"{path}: not a readable .npy array ({why})")
+
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        header = np.lib.format.read_array_header_2_0 if version >= (2, 0) else np.lib.format.read_array_header_1_0
+        shape, fortran, dtype = header(stream)
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise refuse(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__) from None
+    if dtype.hasobject:
+        raise refuse("object arrays are not allowed")
+    need = math.prod(shape) * dtype.itemsize
+    have = len(data) - stream.tell()
+    if need != have:
+        raise refuse(f"its header claims shape {list(shape)} of {dtype} ({need} bytes), the file holds {have}")
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise UsageError(
-            f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
-        ) from None
+        raise refuse(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__) from None
 
 
 # ---------------------------------------------------------------- keys and bundles
@@ -214,17 +235,24 @@ def bundle_create(
     ),
     class_names: str | None = typer.Option(None, help="Comma-separated class names."),
     device: Device = typer.Option(Device.auto, help="Where the victim runs."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=VICTIM_TIMEOUT_HELP),
 ):
-    """Pack fingerprint pairs made by any method into a signed bundle labelled by the victim."""
+    """Pack fingerprint pairs made by any method into a signed bundle labelled by the victim.
+
+    The victim runs isolated like a suspect, under --timeout (exit 4 if it cannot be run)."""
     from .bundle import sig_path
     from .create import create
     from .keys import load_private
     from .normalization import resolve
 
     _threshold(threshold)
+    _timeout(timeout)
     outputs.guard(
         [outputs.file(out, "bundle"), outputs.file(sig_path(out), "signature file")], [x, x_prime, victim, key]
     )
+    from . import isolation
+
+    isolation.prestart()  # the victim's worker server starts while the arrays are read
     m, s = resolve(normalization.value, _floats(mean, "--mean"), _floats(std, "--std"))
     arrays = [_load_npy(p) for p in (x, x_prime)]
     names = [n.strip() for n in class_names.split(",")] if class_names else None
@@ -241,6 +269,7 @@ def bundle_create(
         threshold=threshold,
         class_names=names,
         device=device.value,
+        timeout=timeout,
     )
     if created.dropped:
         info(f"warning: dropped {created.dropped} pair(s) whose x' the victim labels like x")
@@ -358,15 +387,21 @@ def verify(
     ),
     device: Device = typer.Option(Device.auto, envvar=ENV_DEVICE, help="Where the victim runs."),
     fmt: InfoFormat = typer.Option(InfoFormat.text, "--format", help="text or json."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=VICTIM_TIMEOUT_HELP),
 ):
-    """Check signature and integrity; with --victim, the arbiter's authenticity check (exit 3 if not)."""
-    from . import authenticity
+    """Check signature and integrity; with --victim, the arbiter's authenticity check (exit 3 if not).
 
+    The victim runs isolated like a suspect, under --timeout (exit 4 if it cannot be run)."""
+    from . import authenticity, isolation
+
+    _timeout(timeout)
+    if victim is not None:
+        isolation.prestart()
     b, source = _load_verified(bundle, pubkey)
     doc = {"bundle": b.summary(), "pubkey": source, "signature": "ok", "integrity": "ok"}
     result = None
     if victim is not None:
-        result = authenticity.verify(b, str(victim), device.value)
+        result = authenticity.verify(b, str(victim), device.value, timeout)
         doc["authenticity"] = result.to_json()
     if fmt is InfoFormat.text:
         text = f"signature ok ({source}); integrity ok: {b.k} pairs, method {b.manifest.method}, threshold {b.manifest.threshold}\n"
@@ -401,8 +436,8 @@ def _run_with_reports(reports, body):
     except GfauditError as exc:
         reports.write_failure(exc.exit_code, str(exc))
         raise
-    except KeyboardInterrupt:
-        reports.write_failure(130, "interrupted")
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
+        reports.write_failure(interrupt.exit_code(exc), interrupt.message(exc))
         raise
     except Exception as exc:
         reports.write_failure(
@@ -452,7 +487,7 @@ def check(
     that stops still writes every requested report file, as a failure report (JSON "error", SARIF
     executionSuccessful false).
     """
-    from . import formats
+    from . import formats, isolation
     from .check import check as run_check
     from .reports import Outputs
     from .suspects import expand
@@ -462,6 +497,7 @@ def check(
     reports = Outputs.plan("check", fmt.value, out, json=json_file, sarif=sarif_file)
     writes = tuple(outputs.file(p, "report") for p in reports.files())
     _guard_reports(writes, bundle, pubkey, suspects)
+    isolation.prestart()  # the workers' server starts (importing onnxruntime) while the bundle is verified
 
     def progress(i, n, entry):
         info(f"[{i}/{n}] {entry.path}: {entry.verdict}")
@@ -512,7 +548,7 @@ def evaluate(
     jobs: int | None = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
 ):
     """Score every model of a suspect library like `check` and report ARUC, ROC-AUC, TPR@FPR, per family."""
-    from . import evaluate as ev, formats
+    from . import evaluate as ev, formats, isolation
     from .reports import Outputs
 
     _timeout(timeout)
@@ -520,6 +556,7 @@ def evaluate(
     reports = Outputs.plan("evaluate", fmt.value, out, json=json_file)
     writes = (*(outputs.file(p, "report") for p in reports.files()), outputs.file(plot, "plot"))
     _guard_reports(writes, bundle, pubkey, [library])
+    isolation.prestart()
 
     def progress(i, n, row):
         info(f"[{i}/{n}] {Path(row['path']).name}: score {row['score']}")

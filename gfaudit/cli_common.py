@@ -112,7 +112,8 @@ QUIET_HELP = "Print nothing on stderr unless the run fails."
 
 def cli_errors(fn):
     """Turn library errors into one stderr line and the documented exit code; never a traceback.
-    Ctrl-C inside the command unwinds (temporary files removed, workers killed), then exits 130."""
+    Ctrl-C, SIGTERM or SIGHUP inside the command unwinds (failure reports written, temporary files
+    removed, workers killed), then exits 130, 143 or 129."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -124,9 +125,9 @@ def cli_errors(fn):
         except GfauditError as exc:
             err(f"error: {exc}")
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err("interrupted")
-            raise typer.Exit(interrupt.EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (interrupt.Interrupted)
+            err(interrupt.message(exc))
+            raise typer.Exit(interrupt.exit_code(exc)) from None
         except RecursionError:
             err("error: input nested too deeply")
             raise typer.Exit(4) from None

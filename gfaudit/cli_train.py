@@ -110,9 +110,18 @@ def train(
     ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     task_cpus: int | None = typer.Option(None, "--task-cpus", min=1, help=TASK_CPUS_HELP),
     task_gpus: float | None = typer.Option(None, "--task-gpus", min=0.0, help=TASK_GPUS_HELP),
+    timeout: float = typer.Option(
+        120.0,
+        "--timeout",
+        help="Seconds each --reference model may take per batch of images, in its own worker process "
+        "like a suspect; past it the worker is killed (exit 4). Default 120.",
+    ),
 ):
     """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold on negatives
     that neither the GAN nor the selection saw (and --reference models), and write a signed bundle."""
+    from .isolation import check_timeout
+
+    check_timeout(timeout)
     outputs.guard(
         [
             outputs.file(out, "bundle"),
@@ -152,6 +161,7 @@ def train(
         ray_address=ray_address,
         task_cpus=task_cpus,
         task_gpus=task_gpus,
+        reference_timeout=timeout,
     )
     typer.echo(json.dumps(summary, indent=2))
 

@@ -6,6 +6,7 @@ labels stored in every bundle are the labels onnxruntime gives, the same path ``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +14,10 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import bundle as bundle_io
-from .errors import UsageError
+from .errors import SuspectError, UsageError
+from .isolation import DEFAULT_TIMEOUT, Job, check_timeout, run_isolated, run_job
 from .manifest import AnyNullModel, InputSpec
 from .methods import rule_for
-from .onnx_model import OnnxClassifier
 from .provenance import file_sha256, now_utc, versions
 
 __all__ = ["Created", "create", "rule_for"]
@@ -27,6 +28,13 @@ class Created:
     path: Path
     kept: int
     dropped: int
+
+
+def _finite(value) -> bool:
+    try:
+        return not isinstance(value, (bool, str, bytes)) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def create(
@@ -45,19 +53,49 @@ def create(
     provenance: dict | None = None,
     device: str = "auto",
     null_model: AnyNullModel | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Created:
-    """Label pairs with the victim, drop pairs whose x' keeps x's label, then sign and write."""
+    """Label pairs with the victim, drop pairs whose x' keeps x's label, then sign and write.
+
+    The victim is as untrusted as any suspect (it is whatever file was passed): it runs in an
+    isolated worker under ``timeout`` seconds (None: in this process, no limit). A victim that
+    cannot be run is a ``SuspectError`` (exit 4)."""
+    if not isinstance(x, np.ndarray) or not isinstance(x_prime, np.ndarray):
+        raise UsageError("x and x' must be numpy arrays")
     if x.dtype != np.uint8 or x_prime.dtype != np.uint8 or x.ndim != 4 or x.shape != x_prime.shape:
         raise UsageError(
             f"x and x' must be uint8 arrays of one [K,C,H,W] shape (got {x.dtype}{list(x.shape)}"
             f" and {x_prime.dtype}{list(x_prime.shape)})"
         )
+    if min(x.shape) < 1:
+        raise UsageError(f"x and x' hold no image (shape {list(x.shape)}); a bundle needs at least one pair")
     if len(mean) != x.shape[1] or len(std) != x.shape[1]:
         raise UsageError(f"mean/std need {x.shape[1]} values, one per channel")
-    victim = OnnxClassifier(victim_onnx, device=device, channels=x.shape[1], height=x.shape[2], width=x.shape[3])
-    logits = victim.logits(x, mean, std)
-    y, num_classes = logits.argmax(axis=1).astype(np.int64), int(logits.shape[1])
-    y_prime = victim.labels(x_prime, mean, std)
+    if not all(_finite(v) for v in (*mean, *std)) or min(float(v) for v in std) <= 0:
+        raise UsageError(
+            f"mean and std must be finite numbers and std positive (got mean {list(mean)}, std {list(std)})"
+        )
+    timeout = check_timeout(timeout)
+    job = Job(
+        str(victim_onnx),
+        x,
+        x_prime,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in std),
+        x.shape[1],
+        x.shape[2],
+        x.shape[3],
+        None,
+        device,
+        logits=True,
+    )
+    try:
+        labels = run_job(job) if timeout is None else run_isolated(job, timeout)
+    except SuspectError as exc:
+        raise SuspectError(f"the victim: {exc}") from None
+    assert labels.logits_x is not None
+    y, num_classes = labels.pred_x, int(labels.logits_x.shape[1])
+    y_prime = labels.pred_x_prime
     keep = y_prime != y
     if not keep.any():
         raise UsageError("the victim labels every x' like its x: no fingerprint pair left")

@@ -126,9 +126,11 @@ def evaluate(
     """Per-model scores, per-family summary and the separation metrics. Each model runs isolated
     under ``timeout`` seconds (see check.check_one); one that fails is an error row. ``jobs``
     models are scored at once (None: one per CPU); rows keep the library's order."""
+    from .check import validate
     from .onnx_model import require_runtime
     from .parallel import intra_op_threads, map_ordered, resolve_jobs
 
+    timeout = validate(device, None, timeout, jobs)
     require_runtime()
     jobs = resolve_jobs(jobs)
     threads = intra_op_threads(jobs, len(library)) if jobs > 1 else 0

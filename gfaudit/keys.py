@@ -27,6 +27,7 @@ __all__ = [
     "PUBKEY_ENV",
     "config_path",
     "generate",
+    "key_files",
     "keyid",
     "load_private",
     "load_public",
@@ -44,9 +45,22 @@ def config_path() -> Path:
     return Path(base) / "gfaudit" / "config.toml"
 
 
-def _password() -> bytes | None:
+_EMPTY_PASSWORD = (
+    f"{PASSWORD_ENV} is set but empty (an undefined CI secret?): set the passphrase, or unset "
+    "the variable to use an unencrypted key"
+)
+
+
+def _password(writing: bool = False) -> bytes | None:
+    """The passphrase from GFAUDIT_KEY_PASSWORD, or None when the variable is unset or empty. Set but
+    empty (a CI secret that is not defined expands to "") is refused when writing a key: the key
+    would silently be unencrypted, which is never what someone who set the variable meant."""
     pw = os.environ.get(PASSWORD_ENV)
-    return pw.encode("utf-8") if pw else None
+    if pw is None or (not pw and not writing):
+        return None
+    if not pw:
+        raise KeyFileError(_EMPTY_PASSWORD)
+    return pw.encode("utf-8")
 
 
 def generate(out_dir: str | os.PathLike, force: bool = False) -> tuple[Path, Path]:
@@ -55,8 +69,8 @@ def generate(out_dir: str | os.PathLike, force: bool = False) -> tuple[Path, Pat
     key_path, pub_path = out / "owner.key", out / "owner.pub"
     if not force and (key_path.exists() or pub_path.exists()):
         raise UsageError(f"{key_path} or {pub_path} already exists; pass --force to replace them")
+    pw = _password(writing=True)  # before anything is written: an empty one is refused
     key = Ed25519PrivateKey.generate()
-    pw = _password()
     enc = serialization.BestAvailableEncryption(pw) if pw else serialization.NoEncryption()
     priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -76,6 +90,8 @@ def load_private(path: str | os.PathLike) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(data, password=pw)
     except TypeError:
         if pw is None:
+            if os.environ.get(PASSWORD_ENV) == "":
+                raise KeyFileError(f"{path}: the key is encrypted and {_EMPTY_PASSWORD}") from None
             raise KeyFileError(f"{path}: the key is encrypted; set {PASSWORD_ENV}") from None
         # A password was given for a key that is not encrypted: the key needs none, so load it as is.
         try:
@@ -119,13 +135,33 @@ def resolve_public(flag: str | None) -> tuple[Ed25519PublicKey, str]:
                 "pubkey"
             )
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{cfg}: not valid TOML ({exc})") from None
+            raise UsageError(f"{cfg}: not valid TOML ({str(exc).splitlines()[0][:200] if str(exc) else exc})") from None
+        except RecursionError:  # tomllib recurses per nesting level: [[[[...]]]] exhausts the stack
+            raise UsageError(f"{cfg}: not valid TOML (nested too deeply)") from None
         if isinstance(value, str) and value:
             path = Path(value).expanduser()
             if not path.is_absolute():
                 path = cfg.parent / path
             return load_public(path), str(path)
     raise UsageError(f"no public key: pass --pubkey owner.pub, set {PUBKEY_ENV}, or set pubkey in {cfg}")
+
+
+def key_files(flag: str | None) -> list[Path]:
+    """Every file the verifying key may be read from for this ``--pubkey`` (flag, GFAUDIT_PUBKEY,
+    the config file and the key it names), without loading any: inputs no report may overwrite."""
+    files = [Path(v) for v in (flag, os.environ.get(PUBKEY_ENV)) if v and "-----BEGIN" not in v]
+    cfg = config_path()
+    files.append(cfg)
+    try:
+        value = tomllib.loads(read_regular(cfg, MAX_CONFIG_BYTES, "config file", UsageError).decode("utf-8")).get(
+            "pubkey"
+        )
+    except (UsageError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
+        value = None
+    if isinstance(value, str) and value:
+        named = Path(value).expanduser()
+        files.append(named if named.is_absolute() else cfg.parent / named)
+    return files
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:

@@ -5,6 +5,8 @@ Every command that writes (``check -o``, ``evaluate -o/--plot``, ``keygen``, ``b
 inputs before it reads a model or scores anything. An output is refused (UsageError, exit 2) when:
 
 - it is, by path or by inode (``os.path.samefile``: hard links too), one of the run's inputs;
+- it is gfaudit's config file (``$XDG_CONFIG_HOME/gfaudit/config.toml``), which names the
+  verifying key: an input of every run that may resolve a key, so never a report;
 - it is an existing private key (a name ending in ``.key`` or PEM ``PRIVATE KEY`` text);
 - it exists and is not a regular file: folder, device, FIFO, socket, or any symbolic link
   (``os.replace`` would replace the link, not what it points to);
@@ -144,12 +146,17 @@ def _same(a: Path, b: Path) -> bool:
 
 def guard(outputs: Iterable[Output | None], inputs: Iterable[PathLike | None] = ()) -> None:
     """Refuse (UsageError, exit 2) any output that would destroy an input or is not a plain file; see module doc."""
+    from .keys import config_path
+
     outs = [o for o in outputs if o is not None]
     ins = [Path(i) for i in inputs if i is not None and str(i) != ""]
+    config = config_path()
     for i, out in enumerate(outs):
         for other in outs[:i]:
             if _same(out.path, other.path):
                 raise OutputRefused(f"{out.path}: the {out.what} and the {other.what} are the same file")
+        if _same(out.path, config):
+            raise OutputRefused(f"{out.path}: refusing to write the {out.what} onto gfaudit's config file")
         for src in ins:
             if _same(out.path, src):
                 raise OutputRefused(f"{out.path}: refusing to write the {out.what} onto an input of this run ({src})")

@@ -278,8 +278,19 @@ def test_schema_check_rejects_the_old_gitlab_entrypoint(tmp_path):
 # ---------------------------------------------------------------- Python examples
 
 
+@pytest.mark.parametrize("how", ["-c", "file", "stdin"])
 @pytest.mark.parametrize("block", PYTHON, ids=_ids(PYTHON))
-def test_python_example_runs(block):
+def test_python_example_runs(block, how, tmp_path):
+    """As people run an example: ``python -c``, saved as a script (no ``__main__`` guard) and piped
+    to ``python -``; each isolated worker must not re-run the caller's main module."""
     name, line, code = block
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f"{name}:{line}:\n{r.stdout}\n{r.stderr}"
+    if how == "-c":
+        cmd, stdin = [sys.executable, "-c", code], None
+    elif how == "file":
+        (tmp_path / "example.py").write_text(code)
+        cmd, stdin = [sys.executable, str(tmp_path / "example.py")], None
+    else:
+        cmd, stdin = [sys.executable, "-"], code
+    r = subprocess.run(cmd, input=stdin, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{name}:{line} ({how}):\n{r.stdout}\n{r.stderr}"
+    assert "Traceback" not in r.stderr, f"{name}:{line} ({how}):\n{r.stderr}"

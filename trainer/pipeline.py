@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gfaudit import bundle as bundle_io, create as bundle_create, perturbation
 from gfaudit.errors import GfauditError
+from gfaudit.isolation import DEFAULT_TIMEOUT
 from gfaudit.keys import load_private
 from gfaudit.provenance import versions
 
@@ -62,7 +63,12 @@ def pool_key(ctx: Context, preset: presets.Preset) -> str:
 
 
 def build_pools(
-    ctx: Context, preset: presets.Preset, references: list[Path] | None = None, executor=None, resources=None
+    ctx: Context,
+    preset: presets.Preset,
+    references: list[Path] | None = None,
+    executor=None,
+    resources=None,
+    reference_timeout: float | None = DEFAULT_TIMEOUT,
 ) -> tuple[pools_mod.Pools, Path, float]:
     """Pools (cached per victim, data, pool config and seed) plus any reference models (ONNX), their
     folder and the seconds spent. Missing pool models train through ``executor`` (trainer/executors.py;
@@ -95,7 +101,14 @@ def build_pools(
         from . import references as refs
 
         pools.models += refs.load(
-            references, ctx.test.images, ctx.test.labels, victim_test, ctx.mean, ctx.std, ctx.num_classes
+            references,
+            ctx.test.images,
+            ctx.test.labels,
+            victim_test,
+            ctx.mean,
+            ctx.std,
+            ctx.num_classes,
+            reference_timeout,
         )
     negatives = [m for m in pools.models if m.role == "negative"]
     weak = [m for m in negatives if m.accuracy < ctx.victim_accuracy]
@@ -269,8 +282,10 @@ def run(
     ray_address: str | None = None,
     task_cpus: int | None = None,
     task_gpus: float | None = None,
+    reference_timeout: float | None = DEFAULT_TIMEOUT,
 ) -> dict:
     """Build the fingerprints and write the signed bundle; returns a summary of what was signed.
+    Each ``references`` model runs isolated under ``reference_timeout`` seconds per batch.
     ``method`` other than ganfinger makes a baseline's bundle from the same pools and seeds.
     ``executor`` (local or ray, at ``ray_address``) trains the missing pool models, each with
     ``task_cpus`` torch threads and ``task_gpus`` of a GPU (trainer/executors.py)."""
@@ -283,7 +298,9 @@ def run(
     started = time.perf_counter()
     ctx = load_context(victim, arch, normalization, data, preset, device, Path(cache) if cache else None, seed)
     resources = executors.default_resources(ctx.device, task_cpus, task_gpus)
-    pools, run_dir, pool_seconds = build_pools(ctx, preset, [Path(r) for r in references or []], runner, resources)
+    pools, run_dir, pool_seconds = build_pools(
+        ctx, preset, [Path(r) for r in references or []], runner, resources, reference_timeout
+    )
     result = select_and_calibrate(ctx, pools, preset, m)
     threshold = result.calibration.threshold
     provenance = bundle_provenance(ctx, preset, pools, pool_seconds, result, tool="gfaudit train")

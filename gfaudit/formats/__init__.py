@@ -33,7 +33,7 @@ class Failure:
 
     @property
     def kind(self) -> str:
-        return {2: "usage", 3: "integrity"}.get(self.code, "runtime")
+        return {2: "usage", 3: "integrity"}.get(self.code, "interrupted" if self.code >= 128 else "runtime")
 
 
 def get(name: str) -> ModuleType:
