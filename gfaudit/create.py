@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from . import bundle as bundle_io
 from .errors import UsageError
 from .manifest import InputSpec, NullModel
-from .methods import rule_for
+from .methods import METHODS, rule_for
 from .onnx_model import OnnxClassifier
 from .provenance import file_sha256, now_utc, versions
 
@@ -47,6 +47,10 @@ def create(
     null_model: NullModel | None = None,
 ) -> Created:
     """Label pairs with the victim, drop pairs whose x' keeps x's label, then sign and write."""
+    if method not in METHODS:
+        raise UsageError(
+            f"unknown method {method!r}; choose one of {', '.join(METHODS)} (custom: pairs made any other way)"
+        )
     if x.dtype != np.uint8 or x_prime.dtype != np.uint8 or x.ndim != 4 or x.shape != x_prime.shape:
         raise UsageError(
             f"x and x' must be uint8 arrays of one [K,C,H,W] shape (got {x.dtype}{list(x.shape)}"
