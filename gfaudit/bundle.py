@@ -192,6 +192,9 @@ def parse_payload(payload: bytes) -> object:
 def verify_statement(path: str | os.PathLike, key: Ed25519PublicKey) -> tuple[str, object, bytes]:
     """Check the signature over ``path.sig`` and the file's digest; return (sha256, predicate, data)."""
     path = Path(path)
+    if not os.path.lexists(path) and not os.path.lexists(sig_path(path)):
+        # Neither file: a mistyped path (exit 2), not a stripped signature (exit 3).
+        raise UsageError(f"{path}: bundle not found (no such file); check --bundle or GFAUDIT_BUNDLE")
     envelope = read_envelope(path)
     payload = dsse.verify(envelope, key)
     subject_sha, predicate = mf.parse_statement(parse_payload(payload))
