@@ -176,6 +176,9 @@ def write_signed(path: str | os.PathLike, data: bytes, manifest: dict, key: Ed25
 
 def read_envelope(path: str | os.PathLike) -> bytes:
     """The ``.sig`` bytes of bundle ``path`` (regular file, capped; IntegrityError otherwise)."""
+    if not os.path.lexists(path) and not os.path.lexists(sig_path(path)):
+        # Neither file: a mistyped path (exit 2), not a stripped signature (exit 3).
+        raise UsageError(f"{path}: bundle not found (no such file); check --bundle or GFAUDIT_BUNDLE")
     return read_regular(sig_path(path), MAX_SIG_BYTES, "signature file (.sig)", IntegrityError)
 
 
@@ -192,9 +195,6 @@ def parse_payload(payload: bytes) -> object:
 def verify_statement(path: str | os.PathLike, key: Ed25519PublicKey) -> tuple[str, object, bytes]:
     """Check the signature over ``path.sig`` and the file's digest; return (sha256, predicate, data)."""
     path = Path(path)
-    if not os.path.lexists(path) and not os.path.lexists(sig_path(path)):
-        # Neither file: a mistyped path (exit 2), not a stripped signature (exit 3).
-        raise UsageError(f"{path}: bundle not found (no such file); check --bundle or GFAUDIT_BUNDLE")
     envelope = read_envelope(path)
     payload = dsse.verify(envelope, key)
     subject_sha, predicate = mf.parse_statement(parse_payload(payload))
