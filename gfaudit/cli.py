@@ -374,7 +374,9 @@ def _summary(manifest: object, signer: str) -> dict[str, str]:
 
     shape = get("tensors", "x", "shape")
     null = get("scoring", "null_model")
-    if isinstance(null, dict):
+    if isinstance(null, dict) and null.get("kind") != "binomial-upper-bound":
+        null_text = f"{null.get('kind')}: " + ", ".join(f"{k} {v}" for k, v in null.items() if k != "kind")
+    elif isinstance(null, dict):
         null_text = (
             f"{null.get('kind')}: an independent model follows a pair at most {null.get('hit_rate')} of the time; "
             f"threshold aimed at a false-accusation rate of {null.get('false_accusation_rate')}"
