@@ -1,6 +1,7 @@
 """The benchmark: GanFinger against four baselines on one suspect library, plus the ablation.
 
-    python benchmarks/run.py --scale cpu      # writes docs/benchmark.md and docs/benchmark-curves.png
+    python benchmarks/run.py --scale cpu                 # writes benchmarks/out/benchmark-cpu.md (+ -curves.png)
+    python benchmarks/run.py --scale cpu --update-docs   # rewrites docs/benchmark.md and docs/benchmark-curves.png
 
 Builds (or reuses, from --cache) the pools and the library, generates GanFinger and IPGuard,
 ConferAE, MetaFinger and DeepFool fingerprints from the same victim, pools and seeds, scores every
@@ -121,9 +122,28 @@ def _curves_figure(docs: dict, out: Path) -> None:
     plot_methods(docs, out, title="Robustness and uniqueness on the suspect library")
 
 
+def output_paths(out: Path | None, update_docs: bool, scale: str) -> tuple[Path, Path]:
+    """The report and its picture: a folder of the benchmark's own unless the docs are to be updated
+    (a newcomer's `--scale tiny` must not overwrite the committed docs/benchmark.md)."""
+    if update_docs:
+        out = REPO / "docs" / "benchmark.md"
+    elif out is None:
+        out = REPO / "benchmarks" / "out" / f"benchmark-{scale}.md"
+    return out, out.with_name(f"{out.stem}-curves.png")
+
+
 def main() -> None:
     ap = executor_arguments(context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])))
-    ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmark.md")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="report to write (default benchmarks/out/benchmark-SCALE.md, git-ignored)",
+    )
+    where.add_argument(
+        "--update-docs", action="store_true", help="rewrite the committed docs/benchmark.md and its picture"
+    )
     ap.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
     from gfaudit_trainer.methods import METHODS  # the registry: every method the trainer makes
 
@@ -135,6 +155,7 @@ def main() -> None:
         "--ablations", default=",".join(ABLATIONS), help="comma-separated subset of: " + ", ".join(ABLATIONS)
     )
     args = ap.parse_args()
+    args.out, figure = output_paths(args.out, args.update_docs, args.scale)
 
     from gfaudit import evaluate as evaluate_mod
     from gfaudit_trainer import library as library_mod, pipeline
@@ -193,7 +214,6 @@ def main() -> None:
         ],
         runs=5,
     )
-    figure = args.out.with_name("benchmark-curves.png")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _curves_figure(evals, figure)
     text = render(
@@ -236,7 +256,7 @@ def render(
     lines = [
         "# Benchmark: GanFinger and four baselines on one suspect library",
         "",
-        f"Measured by `python benchmarks/run.py --scale {args.scale}` on {platform.machine()} with {os.cpu_count()} CPU "
+        f"Measured by `python benchmarks/run.py --scale {args.scale}{' --update-docs' if args.update_docs else ''}` on {platform.machine()} with {os.cpu_count()} CPU "
         f"cores ({platform.processor() or 'CPU'}), device {ctx.device}, Python {platform.python_version()}; "
         f"this run took {total / 60:.1f} min (cached steps are reused, see below).",
         "",
@@ -290,7 +310,8 @@ def render(
         f"GanFinger bundle spent {results['ganfinger'][0].manifest.raw['provenance']['timings_s']['pool_building']:.0f} s "
         f"on it (loading cached models takes seconds; a cold start is in docs/benchmark-notes.md).",
         f"`gfaudit check` of the victim ONNX against the GanFinger bundle, whole process: median "
-        f"{check_time['median_s']} s over 5 runs, peak RSS {check_time['peak_rss_mb']} MB.",
+        f"{check_time['median_s']} s over 5 runs, peak memory {check_time['peak_all_processes_mb']} MB over its {check_time['processes']} processes "
+        f"(PSS, the worker included; the main process alone {check_time['peak_rss_mb']} MB RSS).",
     ]
     if ablation:
         lines += [

@@ -176,6 +176,9 @@ def write_signed(path: str | os.PathLike, data: bytes, manifest: dict, key: Ed25
 
 def read_envelope(path: str | os.PathLike) -> bytes:
     """The ``.sig`` bytes of bundle ``path`` (regular file, capped; IntegrityError otherwise)."""
+    if not os.path.lexists(path) and not os.path.lexists(sig_path(path)):
+        # Neither file: a mistyped path (exit 2), not a stripped signature (exit 3).
+        raise UsageError(f"{path}: bundle not found (no such file); check --bundle or GFAUDIT_BUNDLE")
     return read_regular(sig_path(path), MAX_SIG_BYTES, "signature file (.sig)", IntegrityError)
 
 

@@ -24,6 +24,7 @@ from .cli_common import (  # noqa: F401
     _STATE,
     QUIET_HELP,
     Device,
+    Method,
     Normalization,
     Rule,
     _set_quiet,
@@ -228,8 +229,14 @@ def bundle_create(
         None, help="Explicit per-channel mean, comma-separated (overrides --normalization)."
     ),
     std: str | None = typer.Option(None, help="Explicit per-channel std, comma-separated."),
-    threshold: float = typer.Option(0.5, help="Decision threshold on the score (derived if score >= threshold)."),
-    method: str = typer.Option("ganfinger", help="Method that made the pairs (ganfinger, ipguard, conferae, ...)."),
+    method: Method = typer.Option(
+        ..., "--method", help="Method that made the pairs (it picks the scoring rule; custom: any other method)."
+    ),
+    threshold: float | None = typer.Option(
+        None,
+        help="Decision threshold on the score (derived if score >= threshold); default 0.5. Not calibrated: "
+        "bundle create signs no null model.",
+    ),
     rule: Rule | None = typer.Option(
         None, help="Scoring rule (default: the method's, gfaudit.methods: ard for ganfinger)."
     ),
@@ -247,6 +254,8 @@ def bundle_create(
 
     _threshold(threshold)
     _timeout(timeout)
+    given = threshold is not None
+    threshold = threshold if threshold is not None else 0.5
     outputs.guard(
         [outputs.file(out, "bundle"), outputs.file(sig_path(out), "signature file")], [x, x_prime, victim, key]
     )
@@ -264,16 +273,22 @@ def bundle_create(
         mean=m,
         std=s,
         key=load_private(key),
-        method=method,
+        method=method.value,
         rule=rule.value if rule else None,
         threshold=threshold,
         class_names=names,
         device=device.value,
         timeout=timeout,
+        provenance={"threshold_source": "bundle create --threshold" if given else "bundle create default"},
     )
     if created.dropped:
         info(f"warning: dropped {created.dropped} pair(s) whose x' the victim labels like x")
-    info(f"wrote {created.path} and {created.path}.sig with {created.kept} pair(s)")
+    info(f"wrote {created.path} and {created.path}.sig with {created.kept} pair(s), method {method.value}")
+    info(
+        f"warning: threshold {threshold:g} ({'given' if given else 'the default'}) is not calibrated: no null model "
+        "is signed, so check reports no p-value and nobody knows how often it flags an unrelated model; score "
+        "independent models (gfaudit evaluate) and re-sign with gfaudit sign --threshold, or let gfaudit train calibrate"
+    )
 
 
 @app.command()
@@ -358,15 +373,55 @@ def inspect(
     """Show a bundle's manifest: method, threshold, input spec, provenance, perturbation."""
     if unverified:
         manifest, status = _peek_predicate(bundle), "UNVERIFIED (signature not checked)"
+        signer = "UNVERIFIED: the signature was not checked (--unverified)"
     else:
+        from .keys import keyid, resolve_public
+
         b, source = _load_verified(bundle, pubkey)
         manifest, status = b.manifest.raw, f"verified with {source}; sha256 {b.sha256}"
+        signer = f"Ed25519 key {keyid(resolve_public(pubkey)[0])} (verified with {source})"
+    summary = _summary(manifest, signer)
     if fmt is InfoFormat.text:
         lines = [f"# {bundle}: {status}"]
+        lines += [f"{k + ':':<12} {v}" for k, v in summary.items()]
+        lines += ["", "# the signed manifest, every field:"]
         lines += _flatten(manifest)
         _emit("\n".join(lines) + "\n", None)
     else:
-        _emit(json.dumps({"status": status, "manifest": manifest}, indent=2) + "\n", None)
+        _emit(json.dumps({"status": status, "summary": summary, "manifest": manifest}, indent=2) + "\n", None)
+
+
+def _summary(manifest: object, signer: str) -> dict[str, str]:
+    """The lines a reader of ``inspect`` wants first: method, K, threshold, null model, victim, signer."""
+    raw = manifest if isinstance(manifest, dict) else {}
+
+    def get(*path: str) -> object:
+        node: object = raw
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node
+
+    shape = get("tensors", "x", "shape")
+    null = get("scoring", "null_model")
+    if isinstance(null, dict) and null.get("kind") != "binomial-upper-bound":
+        null_text = f"{null.get('kind')}: " + ", ".join(f"{k} {v}" for k, v in null.items() if k != "kind")
+    elif isinstance(null, dict):
+        null_text = (
+            f"{null.get('kind')}: an independent model follows a pair at most {null.get('hit_rate')} of the time; "
+            f"threshold aimed at a false-accusation rate of {null.get('false_accusation_rate')}"
+        )
+    else:
+        null_text = "none: the threshold is not calibrated (check reports no p-value)"
+    victim = get("provenance", "victim_sha256")
+    victim_file = get("provenance", "victim_file")
+    return {
+        "method": f"{get('method')} (scoring rule {get('scoring', 'rule')})",
+        "K": str(shape[0]) if isinstance(shape, list) and shape else "?",
+        "threshold": f"{get('scoring', 'threshold')} (derived if score >= threshold)",
+        "null model": null_text,
+        "victim": f"sha256 {victim}" + (f" ({victim_file})" if victim_file else "") if victim else "not recorded",
+        "signer": signer,
+    }
 
 
 def _flatten(obj, prefix: str = "") -> list[str]:

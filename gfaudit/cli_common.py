@@ -16,7 +16,7 @@ import typer
 
 from . import interrupt
 from .errors import GfauditError
-from .methods import TRAINER_METHODS
+from .methods import METHODS, TRAINER_METHODS
 from .normalization import NORMALIZATIONS
 from .onnx_model import DEVICES
 from .scoring import RULES
@@ -24,6 +24,7 @@ from .scoring import RULES
 __all__ = [
     "QUIET_HELP",
     "Device",
+    "Method",
     "Normalization",
     "Rule",
     "TrainMethod",
@@ -65,11 +66,21 @@ if TYPE_CHECKING:  # what the type checker sees; at run time the enums come from
         conferae = "conferae"
         metafinger = "metafinger"
         deepfool = "deepfool"
+
+    class Method(str, Enum):
+        ganfinger = "ganfinger"
+        ipguard = "ipguard"
+        conferae = "conferae"
+        metafinger = "metafinger"
+        deepfool = "deepfool"
+        fgsm = "fgsm"
+        custom = "custom"
 else:
     Device = choices("Device", DEVICES)  # gfaudit.onnx_model.DEVICES
     Normalization = choices("Normalization", NORMALIZATIONS)  # gfaudit.normalization.NORMALIZATIONS
     Rule = choices("Rule", RULES)  # gfaudit.scoring.RULES
     TrainMethod = choices("TrainMethod", TRAINER_METHODS)  # gfaudit.methods (trainer=True)
+    Method = choices("Method", METHODS)  # gfaudit.methods: every method a bundle can name
 
 
 app = typer.Typer(

@@ -17,7 +17,7 @@ from . import bundle as bundle_io
 from .errors import SuspectError, UsageError
 from .isolation import DEFAULT_TIMEOUT, Job, check_timeout, run_isolated, run_job
 from .manifest import AnyNullModel, InputSpec
-from .methods import rule_for
+from .methods import METHODS, rule_for
 from .provenance import file_sha256, now_utc, versions
 
 __all__ = ["Created", "create", "rule_for"]
@@ -60,6 +60,10 @@ def create(
     The victim is as untrusted as any suspect (it is whatever file was passed): it runs in an
     isolated worker under ``timeout`` seconds (None: in this process, no limit). A victim that
     cannot be run is a ``SuspectError`` (exit 4)."""
+    if method not in METHODS:
+        raise UsageError(
+            f"unknown method {method!r}; choose one of {', '.join(METHODS)} (custom: pairs made any other way)"
+        )
     if not isinstance(x, np.ndarray) or not isinstance(x_prime, np.ndarray):
         raise UsageError("x and x' must be numpy arrays")
     if x.dtype != np.uint8 or x_prime.dtype != np.uint8 or x.ndim != 4 or x.shape != x_prime.shape:

@@ -110,6 +110,26 @@ def _dim(value) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def not_onnx(path: str | os.PathLike) -> str | None:
+    """What a file that onnxruntime refused looks like, when it is a PyTorch or safetensors model
+    (the usual mix-up): its first bytes, then its suffix. None when it looks like nothing known."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04"):
+        return "PyTorch checkpoint (zip: torch.save, TorchScript or torch.export)"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickled PyTorch checkpoint"
+    if len(head) >= 10 and head[8:10] == b'{"' and int.from_bytes(head[:8], "little") < (1 << 27):
+        return "safetensors file"
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix in (".pt", ".pth", ".pt2", ".ckpt", ".bin", ".safetensors"):
+        return f"{suffix} file"
+    return None
+
+
 class OnnxClassifier:
     """One onnxruntime session over a classifier, labelling uint8 NCHW images."""
 
@@ -138,6 +158,12 @@ class OnnxClassifier:
             try:
                 self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
             except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+                kind = not_onnx(self.path)
+                if kind:
+                    raise SuspectError(
+                        f"{self.path}: a {kind}, not an ONNX model; export it first: "
+                        f"gfaudit export-onnx {self.path} --arch ARCH -o model.onnx (needs gfaudit[train])"
+                    ) from None
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise SuspectError(f"{self.path}: onnxruntime cannot load the model: {msg[:300]}") from None
         active = self.session.get_providers()

@@ -38,6 +38,8 @@ def test_encrypted_key_needs_password(cli, tmp_path, victim_onnx, pairs):
     args = [
         "bundle",
         "create",
+        "--method",
+        "ganfinger",
         "--x",
         tmp_path / "x.npy",
         "--x-prime",
@@ -65,7 +67,18 @@ def test_bundle_create_bad_inputs_are_usage_errors(cli, tmp_path, keypair, victi
     np.save(tmp_path / "float.npy", pairs[0].astype(np.float32))
     np.save(tmp_path / "x.npy", pairs[0])
     (tmp_path / "junk.npy").write_bytes(b"junk")
-    base = ["bundle", "create", "--victim", victim_onnx, "--key", keypair[0], "-o", tmp_path / "fp.safetensors"]
+    base = [
+        "bundle",
+        "create",
+        "--method",
+        "ganfinger",
+        "--victim",
+        victim_onnx,
+        "--key",
+        keypair[0],
+        "-o",
+        tmp_path / "fp.safetensors",
+    ]
     for x, xp in (("float.npy", "x.npy"), ("junk.npy", "x.npy"), ("x.npy", "missing.npy")):
         r = cli(*base, "--x", tmp_path / x, "--x-prime", tmp_path / xp)
         assert r.exit_code == 2, r.output

@@ -41,7 +41,7 @@ def test_quiet_prints_nothing_on_stderr_unless_the_run_fails(cli, tmp_path, fold
         r = cli(*args)
         assert r.exit_code == 1 and r.stderr == "", r.stderr  # a finding is not a failure
     failed = cli("check", folder, "--bundle", tmp_path / "missing.safetensors", "--pubkey", keypair[1], "--quiet")
-    assert failed.exit_code == 3 and failed.stderr.startswith("gfaudit: error:")
+    assert failed.exit_code == 2 and failed.stderr.startswith("gfaudit: error:")  # a mistyped path
     assert cli("--version").exit_code == 0  # the quiet state does not leak into the next invocation
     assert "[1/2]" in cli(*base).stderr
 
@@ -171,6 +171,7 @@ def test_cli_choices_are_the_tables():
     assert [m.value for m in cli_common.Normalization] == list(NORMALIZATIONS)
     assert [m.value for m in cli_common.Rule] == list(scoring.RULES) == list(manifest.SCORING_RULES)
     assert [m.value for m in cli_common.TrainMethod] == list(methods.TRAINER_METHODS)
+    assert [m.value for m in cli_common.Method] == list(methods.METHODS)  # bundle create --method
     assert list(manifest.METHODS) == list(methods.METHODS)
     assert all(spec.rule in scoring.RULES for spec in methods.METHODS.values())
 

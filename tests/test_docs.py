@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
 # Top-level entries of the repository: a relative path starting with one of them is a repo path.
-NOT_REPO = {".git", ".venv", "build", "dist", ".pytest_cache"}
+NOT_REPO = {".git", ".venv", ".venv-ci", "build", "dist", ".pytest_cache"}
 TOP = {p.name for p in REPO.iterdir()} - NOT_REPO
 
 

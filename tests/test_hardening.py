@@ -140,6 +140,8 @@ def test_bundle_create_onto_the_signing_key_is_refused(cli, work, victim_onnx, p
     r = cli(
         "bundle",
         "create",
+        "--method",
+        "ganfinger",
         "--x",
         work["dir"] / "x.npy",
         "--x-prime",
@@ -156,6 +158,8 @@ def test_bundle_create_onto_the_signing_key_is_refused(cli, work, victim_onnx, p
     r = cli(
         "bundle",
         "create",
+        "--method",
+        "ganfinger",
         "--x",
         work["dir"] / "x.npy",
         "--x-prime",

@@ -51,7 +51,8 @@ def _stages() -> dict[str, list[dict]]:
 
 
 def _chain(stages, name) -> list[dict]:
-    """A stage's instructions, preceded by those of the stages it builds FROM."""
+    """A stage's instructions, preceded by those of the stages it builds FROM or copies from
+    (``COPY --from=STAGE``: the build stage whose virtual environment an image takes)."""
     from dockerfile_parse import DockerfileParser
 
     parents = {}
@@ -60,7 +61,13 @@ def _chain(stages, name) -> list[dict]:
             m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", ins["value"], re.I)
             parents[m.group(2) or m.group(1)] = m.group(1)
     parent = parents.get(name)
-    return (_chain(stages, parent) if parent in stages else []) + stages[name]
+    copied = [
+        m.group(1)
+        for i in stages[name]
+        if i["instruction"] == "COPY" and (m := re.match(r"--from=(\S+)", i["value"])) and m.group(1) in stages
+    ]
+    sources = [s for s in dict.fromkeys([*copied, parent]) if s in stages]
+    return [ins for s in sources for ins in _chain(stages, s)] + stages[name]
 
 
 @pytest.mark.parametrize("target", RUNTIME_TARGETS)

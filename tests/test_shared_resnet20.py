@@ -92,6 +92,8 @@ def test_torch_free_process_checks_the_resnet20(cli, fgsm_case, keypair, tmp_pat
         cli(
             "bundle",
             "create",
+            "--method",
+            "ganfinger",
             "--x",
             d / "x.npy",
             "--x-prime",

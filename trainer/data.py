@@ -64,6 +64,18 @@ def _torchvision_cifar(root: Path, train: bool, download: bool):
     return ds.data.transpose(0, 3, 1, 2).copy(), np.asarray(ds.targets, np.int64), tuple(ds.classes)
 
 
+def _download_cifar(root: Path, train: bool):
+    """torchvision's CIFAR-10 download; without a network, one line saying what to pass instead."""
+    try:
+        return _torchvision_cifar(root, train, download=True)
+    except (OSError, RuntimeError) as exc:  # urllib's URLError is an OSError; a corrupt download a RuntimeError
+        reason = getattr(exc, "reason", None) or exc
+        raise DataError(
+            f"no --data given and CIFAR-10 could not be downloaded ({reason}); pass --data FOLDER "
+            "(train/<class>/*.jpg and test/<class>/*.jpg, or a folder holding cifar-10-batches-py/)"
+        ) from exc
+
+
 def load_split(data: str | os.PathLike | None, split: str, cache_dir: Path, per_class: int | None = None) -> Split:
     """The ``train`` or ``test`` split, at most ``per_class`` images per class (in file order)."""
     if data is None:
@@ -79,7 +91,7 @@ def load_split(data: str | os.PathLike | None, split: str, cache_dir: Path, per_
         with np.load(cache, allow_pickle=False) as z:
             return Split(torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), tuple(z["classes"].tolist()))
     if data is None:
-        x, y, classes = _torchvision_cifar(root, split == "train", download=True)
+        x, y, classes = _download_cifar(root, split == "train")
     elif (root / "cifar-10-batches-py").is_dir():
         x, y, classes = _torchvision_cifar(root, split == "train", download=False)
     elif (root / split).is_dir():

@@ -305,8 +305,12 @@ def pool_data(
             targets[role] = torch.cat([d_v.labels, d_p.labels]) if both else d_v.labels
         else:
             images[role] = torch.cat([d_v.images, d_p.images]) if both else d_p.images
-            # used only without per-batch queries
-            targets[role] = predict(victim, images[role], device, probs=pool.query == "prob")
+            # Fixed targets serve only members without per-batch queries: skip labelling when none needs them.
+            entries = (*pool.train_archs, *pool.val_archs, *pool.calib_archs)
+            if all(member(spec, pool, role)[1] for spec in entries):
+                targets[role] = torch.empty(0, dtype=torch.long)
+            else:
+                targets[role] = predict(victim, images[role], device, probs=pool.query == "prob")
     return PoolData(images, targets, test, predict(victim, test.images, device), victim, mean, std, num_classes, device)
 
 

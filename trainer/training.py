@@ -168,7 +168,7 @@ def fit(
 
     ``params`` restricts what is trained (last-layer fine-tuning); ``perturb`` maps a batch to
     adversarial inputs (adversarial training); ``checkpoint`` makes the run resumable per epoch;
-    ``teacher`` answers the queries when ``cfg.query`` is set (``targets`` are then unused).
+    ``teacher`` answers the queries when ``cfg.query`` is set (``targets`` are then unused and may be empty).
     """
     if cfg.query and (teacher is None or cfg.query not in QUERIES):
         raise ValueError(f"query {cfg.query!r} needs a teacher and one of {', '.join(QUERIES)}")
@@ -208,13 +208,14 @@ def fit(
             for i in range(steps_per_epoch):
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 xb = to_float(images[idx], device)
-                yb = targets[idx].to(device)
                 if cfg.augment:
                     xb = augment_per_image(xb, g, recipe.translate) if recipe.per_image else augment(xb, g)
                 if cfg.query:
                     assert teacher is not None  # checked before training starts
                     with torch.no_grad():
                         yb = QUERIES[cfg.query](teacher(xb))
+                else:
+                    yb = targets[idx].to(device)
                 if perturb is not None:
                     xb = perturb(model, xb, yb)
                     model.train()
