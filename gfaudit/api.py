@@ -84,18 +84,20 @@ def verify_authenticity(
 
 
 def check_models(
-    bundle: Bundle, models: Iterable[PathLike], device: Device = "auto", expect: Expect | None = None
+    bundle: Bundle | list[Bundle], models: Iterable[PathLike], device: Device = "auto", expect: Expect | None = None
 ) -> CheckResult:
     """Score each suspect ONNX model (a folder stands for its ``*.onnx`` files, sorted) label-only.
+    Against a list of verified bundles, one row per suspect and bundle (``SuspectResult.bundle``),
+    each suspect labelled once per input specification.
 
     Returns a ``CheckResult``: one ``SuspectResult`` per model (verdict ``derived``, ``not-derived``
     or ``error`` with the reason) and ``exit_code``, the gate's answer as the CLI would exit. A model
     that cannot be scored is an ``error`` entry, not an exception; a missing CUDA device with
     ``device="cuda"`` raises."""
-    from .check import check
+    from .check import check_bundles
     from .suspects import expand
 
-    return check(bundle, expand(models), device, expect)
+    return check_bundles(bundle if isinstance(bundle, list) else [bundle], expand(models), device, expect)
 
 
 def evaluate_library(bundle: Bundle, library: PathLike, device: Device = "auto") -> dict:
