@@ -98,7 +98,7 @@ def verify_authenticity(
 
 
 def check_models(
-    bundle: Bundle,
+    bundle: Bundle | list[Bundle],
     models: PathLike | Iterable[PathLike],
     device: Device = "auto",
     expect: Expect | None = None,
@@ -108,7 +108,8 @@ def check_models(
 ) -> CheckResult:
     """Score each suspect ONNX model label-only: ``models`` is one path or several; a folder stands
     for every ``*.onnx`` entry in it that is not a folder, sorted (one that cannot be read is an
-    ``error`` entry, never skipped).
+    ``error`` entry, never skipped). Against a list of verified bundles, one row per suspect and
+    bundle (``SuspectResult.bundle``), each suspect labelled once per input specification.
 
     Returns a ``CheckResult``: one ``SuspectResult`` per model (verdict ``derived``, ``not-derived``
     or ``error`` with the reason) and ``exit_code``, the gate's answer as the CLI would exit. A model
@@ -117,13 +118,14 @@ def check_models(
     (``None``: in this process, without a limit; trusted models only); ``jobs`` models at once
     (``None``: one per CPU). Bad arguments (``expect="not_derived"``, ``timeout=0``) raise
     ``UsageError``, as the CLI exits 2."""
-    from .check import check, validate
+    from .check import check_bundles, validate
     from .suspects import expand
 
-    if not isinstance(bundle, Bundle):
-        raise UsageError(f"bundle must be a Bundle from load_bundle, not {type(bundle).__name__}")
+    bundles = bundle if isinstance(bundle, list) else [bundle]
+    if not bundles or not all(isinstance(b, Bundle) for b in bundles):
+        raise UsageError("bundle must be a Bundle from load_bundle, or a non-empty list of them")
     validate(device, expect, timeout, jobs)
-    return check(bundle, expand(models), device, expect, timeout=timeout, jobs=jobs)
+    return check_bundles(bundles, expand(models), device, expect, timeout=timeout, jobs=jobs)
 
 
 def evaluate_library(

@@ -122,13 +122,15 @@ def _load_verified(bundle_path: Path, pubkey: str | None, writes: tuple = (), in
     return bundle_io.load(bundle_path, key), source
 
 
-def _guard_reports(writes: tuple, bundle_path: Path, pubkey: str | None, inputs) -> None:
+def _guard_reports(writes: tuple, bundle_path: Path | list[Path], pubkey: str | None, inputs) -> None:
     """Refuse bad report paths before anything else, even before the key is resolved: a run that
     fails later writes failure reports into these files, so they must be safe to write first."""
     from . import bundle as bundle_io
     from .keys import key_files
 
-    outputs.guard(writes, [bundle_path, bundle_io.sig_path(bundle_path), *key_files(pubkey), *inputs])
+    paths = bundle_path if isinstance(bundle_path, list) else [bundle_path]
+    bundles = [q for p in paths for q in (p, bundle_io.sig_path(p))]
+    outputs.guard(writes, [*bundles, *key_files(pubkey), *inputs])
 
 
 def _key_file(source: str | None) -> str | None:
@@ -507,14 +509,36 @@ def check(
     suspects: list[Path] = typer.Argument(
         ..., help="Suspect models (.onnx), or folders whose .onnx files are all checked (sorted)."
     ),
-    bundle: Path = typer.Option(
-        ..., "--bundle", envvar=ENV_BUNDLE, help="Signed fingerprint bundle (NAME.safetensors + .sig)."
+    bundle: list[Path] | None = typer.Option(
+        None,
+        "--bundle",
+        help="Signed fingerprint bundle (NAME.safetensors + .sig); repeatable: every suspect is scored against "
+        "each. Default: $GFAUDIT_BUNDLE (one path).",
+    ),
+    bundle_dir: list[Path] | None = typer.Option(
+        None,
+        "--bundle-dir",
+        metavar="DIR",
+        help="A folder of bundles (its *.safetensors, sorted; the owner's generator files are skipped); repeatable.",
     ),
     pubkey: str | None = typer.Option(
         None,
         "--pubkey",
         help="Owner's public key (or GFAUDIT_PUBKEY: a path or the PEM text; or config); never taken from the bundle.",
     ),
+    operator: str | None = typer.Option(
+        None,
+        "--operator",
+        help="Rotation: the suspect's operator. Serves --serve bundles (of --bundle/--bundle-dir) this operator "
+        "was never served, recorded in --served-ledger before any suspect runs.",
+    ),
+    served_ledger: Path | None = typer.Option(
+        None, "--served-ledger", metavar="FILE", help="Rotation: the owner's ledger of served bundles (JSON, atomic)."
+    ),
+    audit_id: str | None = typer.Option(
+        None, "--audit-id", help="Rotation: this audit's id in the ledger and report (default OPERATOR-UTC time)."
+    ),
+    serve: int = typer.Option(1, "--serve", min=1, help="Rotation: unserved bundles to serve in this audit."),
     fmt: Format = typer.Option(
         Format.text, "--format", envvar=ENV_FORMAT, help="Report format for stdout or -o: text, json or sarif."
     ),
@@ -533,7 +557,12 @@ def check(
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
     jobs: int | None = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
 ):
-    """Verify the bundle, run each suspect label-only, and report ARD, P_ori, P_conf and the verdict.
+    """Verify the bundle(s), run each suspect label-only, and report ARD, P_ori, P_conf and the verdict.
+
+    Several bundles (--bundle repeated, --bundle-dir): all are verified before any suspect runs,
+    each suspect is labelled once per input shape and normalisation, and every bundle gets its own
+    row; derived by any bundle is exit 1. Rotation (--operator, --served-ledger): serve bundles this
+    operator has never seen, one fresh bundle per audit, recorded in the ledger and the report.
 
     Exit 0: not derived (or --expect met); 1: derived (or --expect not met); 2: usage;
     3: bundle integrity/signature; 4: runtime (bad ONNX, incompatible model, CUDA missing).
@@ -542,8 +571,8 @@ def check(
     that stops still writes every requested report file, as a failure report (JSON "error", SARIF
     executionSuccessful false).
     """
-    from . import formats, isolation
-    from .check import check as run_check
+    from . import formats, isolation, rotation
+    from .check import check_bundles
     from .reports import Outputs
     from .suspects import expand
 
@@ -551,23 +580,43 @@ def check(
     _jobs(jobs)
     reports = Outputs.plan("check", fmt.value, out, json=json_file, sarif=sarif_file)
     writes = tuple(outputs.file(p, "report") for p in reports.files())
-    _guard_reports(writes, bundle, pubkey, suspects)
-    isolation.prestart()  # the workers' server starts (importing onnxruntime) while the bundle is verified
+    if (operator is None) != (served_ledger is None):
+        raise UsageError("rotation needs both --operator NAME and --served-ledger FILE")
+    if operator is None and (audit_id is not None or serve != 1):
+        raise UsageError("--audit-id and --serve belong to rotation: add --operator and --served-ledger")
+    files = list(bundle or [])
+    if not files and not bundle_dir and os.environ.get(ENV_BUNDLE):
+        files = [Path(os.environ[ENV_BUNDLE])]
+    if served_ledger is not None:
+        writes += (outputs.file(served_ledger, "served ledger"),)
+    bundle_files = [*files, *(bundle_dir or [])]
+    _guard_reports(writes, bundle_files, pubkey, suspects)
+    isolation.prestart()  # the workers' server starts (importing onnxruntime) while the bundles are verified
 
-    def progress(i, n, entry):
-        info(f"[{i}/{n}] {entry.path}: {entry.verdict}")
+    def progress(i, n, rows):
+        verdicts = ", ".join(dict.fromkeys(r.verdict for r in rows))
+        info(f"[{i}/{n}] {rows[0].path}: {verdicts}")
 
     def body():
         paths = expand(suspects)
-        b, source = _load_verified(bundle, pubkey, writes, tuple(paths))
-        return run_check(
-            b,
+        found = rotation.bundle_paths(files, list(bundle_dir or []))
+        verified = [_load_verified(p, pubkey, writes, tuple(paths)) for p in found]  # all, before any suspect
+        bundles, source = [b for b, _ in verified], verified[0][1]
+        audit = None
+        if operator is not None and served_ledger is not None:
+            ledger = rotation.ServedLedger.read(served_ledger)
+            bundles, served = rotation.pick(bundles, ledger, operator, audit_id, serve)
+            audit = served.to_json()
+            info(f"audit {served.audit_id}: serving {', '.join(b.path.name for b in bundles)} to {operator}")
+        return check_bundles(
+            bundles,
             paths,
             device.value,
             expect.value if expect else None,
             progress=progress if len(paths) > 1 else None,
             timeout=timeout,
             jobs=jobs,
+            audit=audit,
         ), source
 
     result, source = _run_with_reports(reports, body)

@@ -118,7 +118,11 @@ def train(
     ),
 ):
     """Build the pools and the GanFinger GAN, select K pairs, calibrate the threshold on negatives
-    that neither the GAN nor the selection saw (and --reference models), and write a signed bundle."""
+    that neither the GAN nor the selection saw (and --reference models), and write a signed bundle.
+
+    GanFinger also keeps its generator beside the bundle, as the owner's private artefact (mode 0600,
+    never in the bundle): NAME.generator.safetensors, NAME.generator.json and the seed ledger
+    NAME.generator.ledger.json, from which `gfaudit refresh` makes fresh bundles in seconds."""
     from .isolation import check_timeout
 
     check_timeout(timeout)
@@ -127,6 +131,7 @@ def train(
             outputs.file(out, "bundle"),
             outputs.file(str(out) + ".sig", "signature file"),
             outputs.file(out.with_suffix(".png"), "picture"),
+            *_generator_outputs(out),
         ],
         [victim, key, data, cache, *(reference or [])],
     )
@@ -162,6 +167,86 @@ def train(
         task_cpus=task_cpus,
         task_gpus=task_gpus,
         reference_timeout=timeout,
+    )
+    typer.echo(json.dumps(summary, indent=2))
+
+
+def _generator_outputs(bundle_out: Path) -> list:
+    from .private_files import generator_files
+
+    files = generator_files(bundle_out)
+    return [
+        outputs.file(files[0], "generator weights"),
+        outputs.file(files[1], "generator config"),
+        outputs.file(files[2], "seed ledger"),
+    ]
+
+
+@app.command()
+@cli_errors
+def refresh(
+    generator: Path = typer.Option(
+        ...,
+        "--generator",
+        help="The owner's saved generator: NAME.generator.json (or its .safetensors, or the bundle NAME.safetensors "
+        "it was trained with); its seed ledger beside it is read and extended.",
+    ),
+    victim: Path = typer.Option(..., "--victim", help="The victim the generator was trained for (same file)."),
+    key: Path = typer.Option(..., "--key", help="Owner's private key that signs the new bundle."),
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="Bundle to write (NAME.safetensors, .sig and a .png picture beside it)."
+    ),
+    arch: str | None = typer.Option(
+        None, "--arch", help="Architecture of a state_dict victim (default: the generator's)."
+    ),
+    data: Path | None = typer.Option(None, "--data", help="The data train used (the same split and seed)."),
+    device: Device = typer.Option(Device.auto, help="auto (CUDA when torch sees it), cpu or cuda."),
+    cache: Path | None = typer.Option(None, "--cache", help="The cache that holds train's pools."),
+    k: int | None = typer.Option(
+        None, "-k", min=1, help="Number of fresh pairs (default: the generator's bundle's K)."
+    ),
+    candidates: int | None = typer.Option(
+        None,
+        "--candidates",
+        min=1,
+        help="Seeds to draw (default: enough for K at the parent bundle's selection yield, times 1.5).",
+    ),
+    false_accusation: float | None = typer.Option(
+        None, "--false-accusation", min=1e-9, max=0.5, help="False-accusation rate aimed at (default: train's)."
+    ),
+    reference: list[Path] | None = typer.Option(
+        None, "--reference", help="Reference models (ONNX or folders); default: the ones train was given."
+    ),
+):
+    """A new bundle of K fresh pairs from the saved generator, no GAN training: seeds that no earlier
+    bundle of this generator drew (its ledger), selected and calibrated like train, signed with the
+    same key. One fresh bundle per audit keeps a pirate's API from learning the fingerprint."""
+    from .private_files import generator_files
+
+    files = generator_files(generator)
+    outputs.guard(
+        [
+            outputs.file(out, "bundle"),
+            outputs.file(str(out) + ".sig", "signature file"),
+            outputs.file(out.with_suffix(".png"), "picture"),
+            outputs.file(files[2], "seed ledger"),
+        ],
+        [victim, key, data, cache, files[0], files[1], *(reference or [])],
+    )
+    refresh_mod = trainer("refresh")
+    summary = refresh_mod.run(
+        generator=str(generator),
+        victim=str(victim),
+        arch=arch,
+        data=str(data) if data else None,
+        device=device.value,
+        key=str(key),
+        out=str(out),
+        cache=str(cache) if cache else None,
+        k=k,
+        candidates=candidates,
+        false_accusation=false_accusation,
+        references=[str(r) for r in reference] if reference else None,
     )
     typer.echo(json.dumps(summary, indent=2))
 

@@ -22,7 +22,7 @@ from .progress import log
 from .training import accuracy, predict, resolve_device
 from .victim import load as load_victim
 
-__all__ = ["Context", "default_cache", "load_context", "runner_up_of", "seed_images"]
+__all__ = ["Context", "default_cache", "load_context", "runner_up_of", "seed_images", "seed_indices", "seed_order"]
 
 
 @dataclass
@@ -98,10 +98,23 @@ def load_context(
     )
 
 
+SEED_OFFSET = 7  # the test split's permutation is seeded with ctx.seed + SEED_OFFSET
+
+
+def seed_order(ctx: Context) -> torch.Tensor:
+    """The seeded order of the test split that every candidate draw takes its seeds from."""
+    g = torch.Generator().manual_seed(ctx.seed + SEED_OFFSET)
+    return torch.randperm(len(ctx.test), generator=g)
+
+
+def seed_indices(ctx: Context, preset: Preset) -> torch.Tensor:
+    """Test-split indices of the candidate x of ``train`` (``seed_images``), in draw order."""
+    return seed_order(ctx)[: preset.seeds]
+
+
 def seed_images(ctx: Context, preset: Preset) -> data_mod.Split:
     """The candidate x of every method: a seeded draw from the test split (no pool model trained on them)."""
-    g = torch.Generator().manual_seed(ctx.seed + 7)
-    return ctx.test.subset(torch.randperm(len(ctx.test), generator=g)[: preset.seeds])
+    return ctx.test.subset(seed_indices(ctx, preset))
 
 
 def runner_up_of(ctx: Context, images_u8: torch.Tensor) -> torch.Tensor:

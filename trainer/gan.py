@@ -43,6 +43,7 @@ class Generator(nn.Module):
         super().__init__()
         c = width
         self.eps = eps
+        self.width = width
         self.num_classes = num_classes
         self.net = nn.Sequential(
             nn.Conv2d(3 + num_classes, c, 3, 1, 1),

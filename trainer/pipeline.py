@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gfaudit import bundle as bundle_io, create as bundle_create, perturbation
 from gfaudit.errors import GfauditError
 from gfaudit.isolation import DEFAULT_TIMEOUT
 from gfaudit.keys import load_private
-from gfaudit.provenance import versions
+from gfaudit.provenance import file_sha256, versions
 
 from . import calibration, data_world, methods, pools as pools_mod, presets, selection
-from .context import Context, default_cache, load_context, runner_up_of, seed_images
+from .context import SEED_OFFSET, Context, default_cache, load_context, runner_up_of, seed_images
 from .export import export
 from .figure import save_grid
 from .methods.ganfinger import gan_candidates
@@ -205,6 +205,7 @@ class Calibrated:
     calibration: calibration.Calibration
     timings: methods.Timings
     provenance: dict  # the method's own part, then validation_scores, selection, calibration, fingerprint_diversity
+    private: dict = field(default_factory=dict)  # never signed: GanFinger's generator, the candidates' seed indices
 
     @property
     def rule(self) -> str:
@@ -232,7 +233,7 @@ def select_and_calibrate(
         "calibration": cal.to_json(),
         "fingerprint_diversity": perturbation.diversity(sel.x.numpy(), sel.x_prime.numpy(), y_prime),
     }
-    return Calibrated(m.name, sel, cal, fp.timings, part)
+    return Calibrated(m.name, sel, cal, fp.timings, part, fp.private)
 
 
 def bundle_provenance(
@@ -305,15 +306,77 @@ def run(
     threshold = result.calibration.threshold
     provenance = bundle_provenance(ctx, preset, pools, pool_seconds, result, tool="gfaudit train")
     provenance["data"]["source"] = str(data) if data else "torchvision CIFAR10 download"
-    provenance["timings_s"]["total"] = round(time.perf_counter() - started, 1)
     out_path = Path(out)
+    kept_seeds = generator_files = None
+    if "generator" in result.private:
+        # The owner's private artefact: the generator beside the bundle (never in it), its hashes signed.
+        from . import generator as gen
+
+        saved = gen.save(
+            result.private["generator"],
+            out_path,
+            generator_meta(ctx, preset, overrides, references, result),
+        )
+        generator_files = saved.files
+        provenance["generator"] = saved.provenance("trained")
+        kept_seeds = kept_seed_indices(result)
+        provenance["seed_draw"] = seed_draw_json(ctx, result.private["seed_indices"], kept_seeds)
+    provenance["timings_s"]["total"] = round(time.perf_counter() - started, 1)
     created = sign(ctx, run_dir, result, provenance, signing_key, out_path)
-    log(f"wrote {created.path} ({created.kept} pairs, threshold {threshold}) and {out_path.with_suffix('.png')}")
-    return {
+    summary = {
         "bundle": str(created.path),
         "figure": str(out_path.with_suffix(".png")),
         "victim_onnx": str(run_dir / "victim.onnx"),
         "threshold": threshold,
         "kept": created.kept,
         **provenance["timings_s"],
+    }
+    if generator_files is not None and kept_seeds is not None:
+        from . import generator as gen
+
+        ledger = gen.Ledger(generator_files.ledger, provenance["generator"]["weights_sha256"])
+        ledger.record(created.path, file_sha256(created.path), result.private["seed_indices"].tolist(), kept_seeds)
+        summary["generator"] = str(generator_files.config)
+        log(f"kept the generator (private, mode 0600): {generator_files.weights}, {generator_files.config}")
+    log(f"wrote {created.path} ({created.kept} pairs, threshold {threshold}) and {out_path.with_suffix('.png')}")
+    return summary
+
+
+def kept_seed_indices(result: Calibrated) -> list[int]:
+    """Test-split indices of the selected pairs' x (``private["seed_indices"]`` in candidate order)."""
+    return [int(i) for i in result.private["seed_indices"][result.selection.index].tolist()]
+
+
+def seed_draw_json(ctx: Context, drawn, kept: list[int], draw=None) -> dict:
+    """What a bundle signs about its seeds: the test-split indices it drew and kept."""
+    if draw is not None:
+        return draw.to_json(kept, ctx.seed + SEED_OFFSET, len(ctx.test))
+    return {
+        "split": "test",
+        "permutation_seed": ctx.seed + SEED_OFFSET,
+        "n_test": len(ctx.test),
+        "drawn": [int(i) for i in drawn],
+        "fresh": len(drawn),
+        "reused_unkept": 0,
+        "excluded_kept_by_earlier_bundles": 0,
+        "kept": kept,
+    }
+
+
+def generator_meta(ctx: Context, preset: presets.Preset, overrides, references, result: Calibrated) -> dict:
+    """What a saved generator's config records: enough for ``refresh`` to rebuild the same context."""
+    stats = result.selection.stats
+    return {
+        "victim_source_sha256": ctx.victim_sha256,
+        "victim_arch": ctx.arch,
+        "normalization": ctx.normalization,
+        "seed": ctx.seed,
+        "preset": preset.name,
+        "preset_overrides": {k: v for k, v in (overrides or {}).items() if v is not None},
+        "pool_key": pool_key(ctx, preset),
+        "references": [str(r) for r in references or []],
+        "image_shape": list(ctx.test.images.shape[1:]),
+        "seed_draw": {"split": "test", "permutation_seed": ctx.seed + SEED_OFFSET, "n_test": len(ctx.test)},
+        "yield": {"candidates": stats.candidates, "eligible": stats.eligible, "selected": stats.selected},
+        "gan_seconds": result.timings.gan_training,
     }

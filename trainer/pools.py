@@ -307,7 +307,7 @@ def pool_data(
             images[role] = torch.cat([d_v.images, d_p.images]) if both else d_p.images
             # Fixed targets serve only members without per-batch queries: skip labelling when none needs them.
             entries = (*pool.train_archs, *pool.val_archs, *pool.calib_archs)
-            if all(member(spec, pool, role)[1] for spec in entries):
+            if all(member(spec, pool, role).query for spec in entries):
                 targets[role] = torch.empty(0, dtype=torch.long)
             else:
                 targets[role] = predict(victim, images[role], device, probs=pool.query == "prob")

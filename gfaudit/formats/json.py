@@ -29,14 +29,20 @@ def suspect_errors(result: CheckResult) -> list[str]:
     return [f"{s.path}: {s.error}" for s in result.suspects if s.verdict == "error"]
 
 
+def bundle_summaries(result: CheckResult, pubkey_source: str | None = None) -> list[dict]:
+    """Every bundle scored, each verified with ``pubkey_source``."""
+    return [{**b.summary(), "pubkey": pubkey_source} for b in result.bundles]
+
+
 def check_doc(result: CheckResult, pubkey_source: str | None = None) -> dict:
-    bundle = result.bundle.summary()
-    bundle["pubkey"] = pubkey_source
+    bundles = bundle_summaries(result, pubkey_source)
     errors = suspect_errors(result)
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "gfaudit", "version": __version__},
-        "bundle": bundle,
+        "bundle": bundles[0],  # the first of "bundles", as before several bundles per check
+        "bundles": bundles,
+        "audit": result.audit,
         "runtime": runtime(result),
         "expect": result.expect,
         "suspects": [s.to_json() for s in result.suspects],
@@ -72,7 +78,7 @@ def failure_doc(f) -> dict:
         "error": {"code": f.code, "kind": f.kind, "message": f.message},
     }
     if f.command == "check":
-        doc.update(bundle=None, suspects=[])
+        doc.update(bundle=None, bundles=[], audit=None, suspects=[])
     return doc
 
 

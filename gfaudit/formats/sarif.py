@@ -171,11 +171,12 @@ def _dump(doc: dict) -> str:
 
 
 def check_doc(result: CheckResult, pubkey_source: str | None = None) -> dict:
-    from .json import runtime
+    from .json import bundle_summaries, runtime
 
-    b = result.bundle
+    by_sha = {bb.sha256: bb for bb in result.bundles}
     results, notes = [], []
     for s in result.suspects:
+        b = by_sha.get(s.bundle_sha256 or "", result.bundle)
         uri = artifact_uri(s.path)
         loc = [{"physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": 1}}}]
         if s.verdict == "error":
@@ -201,9 +202,11 @@ def check_doc(result: CheckResult, pubkey_source: str | None = None) -> dict:
         )
         results.append(entry)
     invocation = {"executionSuccessful": not notes, "exitCode": result.exit_code, "toolExecutionNotifications": notes}
-    bundle = b.summary()
-    bundle["pubkey"] = pubkey_source
-    return _log(results, invocation, {"bundle": bundle, "runtime": runtime(result), "expect": result.expect})
+    bundles = bundle_summaries(result, pubkey_source)
+    properties = {"bundle": bundles[0], "bundles": bundles, "runtime": runtime(result), "expect": result.expect}
+    if result.audit:
+        properties["audit"] = result.audit
+    return _log(results, invocation, properties)
 
 
 def check(result: CheckResult, pubkey_source: str | None = None) -> str:

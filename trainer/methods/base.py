@@ -36,6 +36,9 @@ class Candidates:
     rank: torch.Tensor | None = None  # the method's own score, higher is better; None: the pools rank them
     gan_seconds: float | None = None  # GanFinger: the share of ``seconds`` spent training the GAN
     provenance: dict = field(default_factory=dict)  # the method's own signed record (GanFinger: the GAN's history)
+    # The owner's private by-products, never signed into the bundle: GanFinger's trained ``generator``
+    # and the test-split ``seed_indices`` of the candidates (``pipeline.run`` keeps them beside the bundle).
+    private: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Fingerprint:
     selection: selection.Selection
     timings: Timings
     provenance: dict  # the method's own part (e.g. gan_history); the shared path adds scores and calibration
+    private: dict = field(default_factory=dict)  # Candidates.private, passed on
 
 
 class Method(ABC):
@@ -85,7 +89,8 @@ class Method(ABC):
         cand = self.candidates(ctx, pools, preset)
         t = time.perf_counter()
         sel = self.select(ctx, pools, preset, cand)
-        return Fingerprint(sel, Timings(cand.seconds + time.perf_counter() - t, cand.gan_seconds), cand.provenance)
+        timings = Timings(cand.seconds + time.perf_counter() - t, cand.gan_seconds)
+        return Fingerprint(sel, timings, cand.provenance, cand.private)
 
     def __repr__(self) -> str:
         return f"<method {self.name} ({self.rule})>"

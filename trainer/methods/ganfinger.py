@@ -12,13 +12,13 @@ import time
 import torch
 
 from .. import gan, selection
-from ..context import Context, runner_up_of, seed_images
+from ..context import Context, runner_up_of, seed_images, seed_indices
 from ..data import Split
 from ..pools import Pools
 from ..presets import Preset
 from .base import Candidates, Method
 
-__all__ = ["GanFinger", "gan_candidates"]
+__all__ = ["GanFinger", "RefreshedGanFinger", "gan_candidates"]
 
 
 def gan_candidates(ctx: Context, pools: Pools, preset: Preset) -> tuple[Split, torch.Tensor, gan.GanResult]:
@@ -54,6 +54,7 @@ class GanFinger(Method):
             time.perf_counter() - start,
             gan_seconds=trained.seconds,
             provenance={"gan_history": trained.history, "gan_direction_checks": trained.direction_checks()},
+            private={"generator": trained.generator, "seed_indices": seed_indices(ctx, preset)},
         )
 
     def select(self, ctx: Context, pools: Pools, preset: Preset, cand: Candidates) -> selection.Selection:
@@ -71,4 +72,28 @@ class GanFinger(Method):
             preset.max_cosine,
             preset.target_cap,
             ctx.num_classes,
+        )
+
+
+class RefreshedGanFinger(GanFinger):
+    """GanFinger from a saved generator (``gfaudit refresh``): the candidates of the given test-split
+    seeds cost one forward pass of G, no GAN training; selection is GanFinger's own."""
+
+    def __init__(self, generator: gan.Generator, seed_idx: torch.Tensor, provenance: dict | None = None):
+        self.generator = generator
+        self.seed_idx = seed_idx
+        self.record = dict(provenance or {})
+
+    def candidates(self, ctx: Context, pools: Pools, preset: Preset) -> Candidates:
+        start = time.perf_counter()
+        seeds = ctx.test.subset(self.seed_idx)
+        G = self.generator.to(ctx.device).eval()
+        x_prime = gan.generate(G, seeds.images, runner_up_of(ctx, seeds.images), ctx.device)
+        return Candidates(
+            seeds.images,
+            x_prime,
+            seeds.labels,
+            time.perf_counter() - start,
+            provenance=self.record,
+            private={"seed_indices": self.seed_idx},
         )
