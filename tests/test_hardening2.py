@@ -177,7 +177,23 @@ def _create(cli, w, victim, *extra, x=None, xp=None):
     x = x if x is not None else _npy(w["dir"] / "x.npy", f.random_pairs(k=20, eps=40)[0])
     xp = xp if xp is not None else _npy(w["dir"] / "xp.npy", f.random_pairs(k=20, eps=40)[1])
     out = w["dir"] / "new.safetensors"
-    r = cli("bundle", "create", "--x", x, "--x-prime", xp, "--victim", victim, "--key", w["key"], "-o", out, *extra)
+    r = cli(
+        "bundle",
+        "create",
+        "--x",
+        x,
+        "--x-prime",
+        xp,
+        "--victim",
+        victim,
+        "--key",
+        w["key"],
+        "--method",
+        "custom",
+        "-o",
+        out,
+        *extra,
+    )
     return r, out
 
 

@@ -109,7 +109,7 @@ def test_pool_data_labels_nothing_when_every_student_queries_per_batch():
     d_v, d_p, test = split(40), split(30), split(20)
     tiny = presets.get("tiny")
     cpu = dataclasses.replace(tiny, positive=presets.get("cpu").positive)
-    assert all(member(s, cpu.positive, "positive")[1] for s in cpu.positive.train_archs + cpu.positive.val_archs)
+    assert all(member(s, cpu.positive, "positive").query for s in cpu.positive.train_archs + cpu.positive.val_archs)
     data = pool_data(victim, d_v, d_p, test, cpu, "cpu", [0.5] * 3, [0.25] * 3, 10)
     assert data.targets["positive"].numel() == 0 and len(data.images["positive"]) == 70  # d_v+d_p, unlabelled
     assert len(data.targets["negative"]) == 40 and len(data.victim_test) == 20  # tiny negatives: D_v

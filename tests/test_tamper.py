@@ -117,7 +117,9 @@ def test_missing_sig(cli, copy_bundle, victim_onnx, keypair):
 
 
 def test_missing_bundle(cli, tmp_path, victim_onnx, keypair):
-    assert _check(cli, tmp_path / "absent.safetensors", victim_onnx, keypair[1]).exit_code == 3
+    # A path that does not exist is a usage error (exit 2, "bundle not found"), not an integrity failure.
+    result = _check(cli, tmp_path / "absent.safetensors", victim_onnx, keypair[1])
+    assert result.exit_code == 2 and "not found" in result.stderr
 
 
 def _resign(path: Path, key_path: Path, edit) -> None:
