@@ -283,10 +283,13 @@ def test_sigterm_and_sighup_unwind_like_ctrl_c(work, tmp_path, signame, code):
         text=True,
         env=dict(os.environ, TMPDIR=str(tmp)),
     )
-    deadline = time.monotonic() + 60
-    while not glob.glob(str(tmp / "pymp-*")) and time.monotonic() < deadline:
-        time.sleep(0.1)  # the forkserver's socket folder exists: workers are running
-    time.sleep(1.0)
+    # The first suspect's row is printed once it is scored: the command is running and the
+    # endless suspect's worker is next (the forkserver itself starts earlier, from the entry point).
+    first = ""
+    while "[1/2]" not in first:
+        first = p.stderr.readline()
+        assert first, "gfaudit ended before scoring the first suspect"
+    time.sleep(0.5)
     p.send_signal(getattr(signal, signame))
     out, errs = p.communicate(timeout=60)
     assert p.returncode == code, errs
