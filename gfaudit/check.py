@@ -16,7 +16,7 @@ import numpy as np
 from . import scoring
 from .bundle import Bundle
 from .errors import SuspectError, UsageError
-from .isolation import DEFAULT_TIMEOUT, Job, Labels, check_timeout, require_available, run_isolated, run_job
+from .isolation import DEFAULT_TIMEOUT, Job, Labels, check_timeout, require_available, run
 from .onnx_model import DEVICES, OnnxClassifier
 
 EXPECTATIONS = ("derived", "not-derived")
@@ -107,7 +107,7 @@ def suspect_labels(path: str, bundle: Bundle, device: str, timeout: float | None
     process without a limit when ``timeout`` is None (trusted models only). ``threads``: the
     onnxruntime intra-op threads of its session (0: every core)."""
     job = job_for(path, bundle, device, threads)
-    return run_job(job) if timeout is None else run_isolated(job, timeout)
+    return run(job, timeout)
 
 
 def _row(path: str, bundle: Bundle, pred_x, pred_xp, expect: str | None) -> SuspectResult:
@@ -192,7 +192,7 @@ def check_suspect(
                 x_prime=np.concatenate([b.x_prime for b in members]),
             )
         try:
-            labels = run_job(job) if timeout is None else run_isolated(job, timeout)
+            labels = run(job, timeout)
         except SuspectError as exc:
             for i in group:
                 rows[i] = _error_row(path, bundles[i], exc)

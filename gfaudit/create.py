@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import bundle as bundle_io
 from .errors import SuspectError, UsageError
-from .isolation import DEFAULT_TIMEOUT, Job, check_timeout, run_isolated, run_job
+from .isolation import DEFAULT_TIMEOUT, Job, check_timeout, run
 from .manifest import AnyNullModel, InputSpec
 from .methods import METHODS, rule_for
 from .provenance import file_sha256, now_utc, versions
@@ -94,7 +94,7 @@ def create(
         logits=True,
     )
     try:
-        labels = run_job(job) if timeout is None else run_isolated(job, timeout)
+        labels = run(job, timeout)
     except SuspectError as exc:
         raise SuspectError(f"the victim: {exc}") from None
     assert labels.logits_x is not None

@@ -288,6 +288,12 @@ def stop_all() -> None:
             proc.kill()
 
 
+def run(job: Job, timeout: float | None) -> Labels:
+    """Labels from a worker process under ``timeout`` seconds, or in this process without a limit
+    when ``timeout`` is None (trusted models only): the one choice every caller makes."""
+    return run_job(job) if timeout is None else run_isolated(job, timeout)
+
+
 def run_isolated(job: Job, timeout: float) -> Labels:
     """Labels from a worker process; SuspectError on timeout, crash or a failure of the model,
     DeviceError when the requested device is missing."""
