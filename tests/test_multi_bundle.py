@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gfaudit import check as check_mod, keys
+from gfaudit import isolation as isolation_mod, keys
 from gfaudit.create import create
 
 from conftest import onnx_factory as f
@@ -49,13 +49,13 @@ def test_bundle_dir_scores_every_bundle_and_labels_each_suspect_once_per_input(
 ):
     folder, other = bundles
     calls = []
-    real = check_mod.run_isolated
+    real = isolation_mod.run_isolated
 
     def counting(job, timeout):
         calls.append((Path(job.path).name, len(job.x), tuple(job.mean)))
         return real(job, timeout)
 
-    monkeypatch.setattr(check_mod, "run_isolated", counting)
+    monkeypatch.setattr(isolation_mod, "run_isolated", counting)
     r = cli("check", models, "--bundle-dir", folder, "--bundle", other, "--pubkey", keypair[1], "--format", "json")
     assert r.exit_code == 1, r.output  # the copy is derived by some bundle
     doc = _json(r)
@@ -101,7 +101,7 @@ def test_every_bundle_is_verified_before_any_suspect_runs(cli, bundles, models, 
     data = bytearray((bad / "c.safetensors").read_bytes())
     data[-1] ^= 1
     (bad / "c.safetensors").write_bytes(bytes(data))
-    monkeypatch.setattr(check_mod, "run_isolated", lambda job, timeout: pytest.fail("a suspect ran"))
+    monkeypatch.setattr(isolation_mod, "run_isolated", lambda job, timeout: pytest.fail("a suspect ran"))
     r = cli("check", models, "--bundle-dir", bad, "--pubkey", keypair[1], "--json-file-output", tmp_path / "r.json")
     assert r.exit_code == 3, r.output
     assert json.loads((tmp_path / "r.json").read_text())["error"]["kind"] == "integrity"
