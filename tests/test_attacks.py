@@ -179,3 +179,14 @@ def test_library_is_disjoint_from_pools(ctx, tmp_path, monkeypatch):
     # Resume: a second build trains nothing and returns the same entries.
     monkeypatch.setattr(library, "export", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
     assert library.build(ctx, "tiny", tmp_path)["models"] == doc["models"]
+
+
+def test_library_seed_does_not_depend_on_only(tmp_path):
+    """A subset built with --only and the rest built later must be the models of one full build."""
+    from gfaudit_trainer import library
+
+    full = {j.name: j.seed for j in library.jobs("cpu", tmp_path)}
+    subset = library.jobs("cpu", tmp_path, only=["ftll", "prune-0.3"])
+    assert [j.name for j in subset] == [n for n in full if n in {"ftll", "prune-0.3"}]
+    assert all(j.seed == full[j.name] for j in subset)
+    assert len(set(full.values())) == len(full)

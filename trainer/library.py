@@ -113,20 +113,23 @@ def jobs(preset: str, out_dir: str | Path, only: list[str] | None = None) -> lis
     KeyError names unknown recipes."""
     lib = SCALES[preset]
     recipes = attacks.registry(**lib.registry_kwargs)
-    names = list(lib.recipes or recipes)
+    every = list(lib.recipes or recipes)
+    names = every
     if only:
         unknown = [n for n in only if n not in recipes]
         if unknown:
             raise KeyError(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(recipes)}")
-        names = [n for n in names if n in only]
+        names = [n for n in every if n in only]
     out = Path(out_dir)
+    # The seed follows a recipe's place in the whole library, not in the --only subset: a subset
+    # built first and the rest built later give the same models as one full build.
     return [
         LibraryJob(
             preset,
             name,
             i,
             len(names),
-            LIBRARY_SEED_BASE + i,
+            LIBRARY_SEED_BASE + every.index(name),
             out / f"{_stem(name).replace('=', '').replace(',', '_')}.onnx",
             out / "parts" / f"{_stem(name)}.json",
         )
