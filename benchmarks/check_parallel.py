@@ -68,8 +68,8 @@ def bare_inference(paths: list[Path], bundle: Path, pubkey: Path) -> float:
     import numpy as np
     import onnxruntime as ort
 
-    from gfaudit import bundle as bundle_io
-    from gfaudit.keys import load_public
+    from gfaudit.bundle import container as bundle_io
+    from gfaudit.bundle.keys import load_public
 
     b = bundle_io.load(bundle, load_public(pubkey))
     spec = b.manifest.input

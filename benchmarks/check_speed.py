@@ -90,14 +90,14 @@ def main() -> None:
     args = ap.parse_args()
     suspect = args.suspect
     if suspect is None:
-        from gfaudit_trainer.export import export
-        from gfaudit_trainer.victim import load
+        from gfaudit_trainer.models.export import export
+        from gfaudit_trainer.models.victim import load
 
         suspect = Path(tempfile.mkdtemp()) / "resnet20.onnx"
         export(load(VICTIM_PT, "resnet20"), suspect)
     gfaudit = str(Path(sys.executable).parent / "gfaudit")
-    from gfaudit import bundle as bundle_io
-    from gfaudit.keys import load_public
+    from gfaudit.bundle import container as bundle_io
+    from gfaudit.bundle.keys import load_public
 
     spec = bundle_io.load(args.bundle, load_public(args.pubkey)).manifest.input
     norm = [",".join(map(str, spec.mean)), ",".join(map(str, spec.std))]

@@ -51,7 +51,8 @@ def executor(args, ctx):
 
 def load_context(args):
     """(preset, trainer context) for the parsed arguments; seed 0, as the shipped bundle."""
-    from gfaudit_trainer import pipeline, presets
+    from gfaudit_trainer import presets
+    from gfaudit_trainer.generation import pipeline
 
     preset = presets.get(args.scale)
     ctx = pipeline.load_context(

@@ -1,4 +1,4 @@
-"""Benchmark of the fast training recipe (trainer/recipes.py): accuracy on the JPEG CIFAR-10 test
+"""Benchmark of the fast training recipe (trainer/models/recipes.py): accuracy on the JPEG CIFAR-10 test
 split and wall time on this machine, for models trained from scratch and for extraction students.
 
     python benchmarks/fast_recipe.py                       # the issue's two targets
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gfaudit.normalization import resolve as resolve_norm
-    from gfaudit_trainer import data as data_mod, zoo
-    from gfaudit_trainer.training import FitConfig, accuracy, fit, predict, resolve_device
-    from gfaudit_trainer.victim import load as load_victim
+    from gfaudit.bundle.normalization import resolve as resolve_norm
+    from gfaudit_trainer.models import data as data_mod, zoo
+    from gfaudit_trainer.models.training import FitConfig, accuracy, fit, predict, resolve_device
+    from gfaudit_trainer.models.victim import load as load_victim
 
     device = resolve_device(args.device)
     args.cache.mkdir(parents=True, exist_ok=True)

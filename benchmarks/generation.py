@@ -36,9 +36,10 @@ def log(msg: str) -> None:
 
 
 def measure(args) -> dict:
-    from gfaudit import keys
-    from gfaudit_trainer import generator as gen, pipeline, presets, refresh
-    from gfaudit_trainer.methods import METHODS
+    from gfaudit.bundle import keys
+    from gfaudit_trainer import presets
+    from gfaudit_trainer.generation import generator as gen, pipeline, refresh
+    from gfaudit_trainer.generation.methods import METHODS
 
     overrides = {"epochs": args.gan_epochs, "train_images": args.gan_images, "k": args.k}
     preset = presets.get(args.scale, **{k: v for k, v in overrides.items() if v is not None})
@@ -86,7 +87,7 @@ def measure(args) -> dict:
     prov["seed_draw"] = pipeline.seed_draw_json(ctx, result.private["seed_indices"], kept)
     created = pipeline.sign(ctx, run_dir, result, prov, key, bundle)
     ledger = gen.Ledger(saved.files.ledger, saved.weights_sha256)
-    from gfaudit.provenance import file_sha256
+    from gfaudit.bundle.provenance import file_sha256
 
     ledger.record(created.path, file_sha256(created.path), result.private["seed_indices"].tolist(), kept)
 

@@ -4,7 +4,7 @@ The command is started from a small wrapper interpreter, not from the caller: on
 ru_maxrss includes the memory of the process it was forked from, so measuring straight from a
 benchmark that has torch and models loaded would report the benchmark's own size.
 
-``gfaudit check`` scores each suspect in a worker process (gfaudit/isolation.py), which the main
+``gfaudit check`` scores each suspect in a worker process (gfaudit/audit/isolation.py), which the main
 process's ru_maxrss leaves out. So besides the timed runs, one more run is sampled: every 20 ms the
 wrapper walks the command's process tree and sums its proportional set size (PSS: pages shared
 between the processes, such as onnxruntime's library, count once in total). Its peak is the

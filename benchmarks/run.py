@@ -5,7 +5,7 @@
 
 Builds (or reuses, from --cache) the pools and the library, generates GanFinger and IPGuard,
 ConferAE, MetaFinger and DeepFool fingerprints from the same victim, pools and seeds, scores every
-bundle on the same library through gfaudit.evaluate (the code behind `gfaudit evaluate`), times
+bundle on the same library through gfaudit.audit.evaluate (the code behind `gfaudit evaluate`), times
 fingerprint generation apart from pool building and `gfaudit check` as a whole process, and runs
 the paper's ablation (each of eta, alpha, beta, gamma set to 0; a smaller training pool).
 Every step is cached: a killed run resumes, a warm run only re-evaluates.
@@ -47,7 +47,7 @@ def log(msg: str) -> None:
 
 
 def _key(work: Path):
-    from gfaudit import keys
+    from gfaudit.bundle import keys
 
     if not (work / "owner.key").is_file():
         keys.generate(work)
@@ -56,7 +56,9 @@ def _key(work: Path):
 
 def _bundle(method: str, out: Path, ctx, pools, preset, run_dir, pool_seconds, key, overrides=None):
     """Generate one method's bundle unless it is cached; return its generation time from the signed provenance."""
-    from gfaudit_trainer import pipeline, pools as pools_mod, presets
+    from gfaudit_trainer import presets
+    from gfaudit_trainer.generation import pipeline
+    from gfaudit_trainer.models import pools as pools_mod
 
     if not out.is_file():
         p = presets.get(preset.name, **{k: v for k, v in (overrides or {}).items() if not k.startswith("_")})
@@ -75,7 +77,7 @@ def _bundle(method: str, out: Path, ctx, pools, preset, run_dir, pool_seconds, k
 
 def _ablation_bundle(name: str, work: Path, ctx, pools, preset, run_dir, pool_seconds, key) -> Path | None:
     """One ablation's bundle, or None when that variant yields no fingerprint pair at all (recorded)."""
-    from gfaudit_trainer.pipeline import NoFingerprints
+    from gfaudit_trainer.generation.pipeline import NoFingerprints
 
     out = work / "ablation" / f"{name.replace('=', '')}.safetensors"
     failed = out.with_suffix(".failed")
@@ -90,7 +92,8 @@ def _ablation_bundle(name: str, work: Path, ctx, pools, preset, run_dir, pool_se
 
 
 def _evaluate(bundle_path: Path, pub, library):
-    from gfaudit import bundle as bundle_io, evaluate
+    from gfaudit.audit import evaluate
+    from gfaudit.bundle import container as bundle_io
 
     b = bundle_io.load(bundle_path, pub)
     return b, evaluate.evaluate(b, library, "cpu")
@@ -103,8 +106,8 @@ def fidelity(ctx, library) -> dict[str, tuple[float, float]]:
     what a label-only fingerprint can separate students from strong unrelated models by."""
     import torch
 
-    from gfaudit.onnx_model import OnnxClassifier
-    from gfaudit_trainer.training import fidelity as measure, predict
+    from gfaudit.audit.onnx_model import OnnxClassifier
+    from gfaudit_trainer.models.training import fidelity as measure, predict
 
     victim = predict(ctx.victim, ctx.test.images, ctx.device)
     images = ctx.test.images.numpy()
@@ -117,7 +120,7 @@ def fidelity(ctx, library) -> dict[str, tuple[float, float]]:
 
 
 def _curves_figure(docs: dict, out: Path) -> None:
-    from gfaudit.evaluate import plot_methods
+    from gfaudit.audit.evaluate import plot_methods
 
     plot_methods(docs, out, title="Robustness and uniqueness on the suspect library")
 
@@ -145,7 +148,7 @@ def main() -> None:
         "--update-docs", action="store_true", help="rewrite the committed docs/benchmark.md and its picture"
     )
     ap.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
-    from gfaudit_trainer.methods import METHODS  # the registry: every method the trainer makes
+    from gfaudit_trainer.generation.methods import METHODS  # the registry: every method the trainer makes
 
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument(
@@ -157,8 +160,9 @@ def main() -> None:
     args = ap.parse_args()
     args.out, figure = output_paths(args.out, args.update_docs, args.scale)
 
-    from gfaudit import evaluate as evaluate_mod
-    from gfaudit_trainer import library as library_mod, pipeline
+    from gfaudit.audit import evaluate as evaluate_mod
+    from gfaudit_trainer.generation import pipeline
+    from gfaudit_trainer.library import build as library_mod
 
     started = time.perf_counter()
     preset, ctx = load_context(args)

@@ -33,8 +33,8 @@ WHITE_BOX = ("copy", "pruning", "fine-tune")  # library families that start from
 
 def follow_matrix(ctx, pools, library, x, x_prime):
     """Labels on x and x' of the victim, every pool model and every library model, as numpy arrays."""
-    from gfaudit.onnx_model import OnnxClassifier
-    from gfaudit_trainer.training import predict
+    from gfaudit.audit.onnx_model import OnnxClassifier
+    from gfaudit_trainer.models.training import predict
 
     rows = {"victim": (predict(ctx.victim, x, ctx.device).numpy(), predict(ctx.victim, x_prime, ctx.device).numpy())}
     for m in pools.models:
@@ -52,7 +52,7 @@ def follow_matrix(ctx, pools, library, x, x_prime):
 
 
 def ard_of(rows, keys, sel):
-    from gfaudit import scoring
+    from gfaudit.bundle import scoring
 
     y, yp = (a[sel] for a in rows["victim"])
     return [scoring.ard(y, yp, rows[k][0][sel], rows[k][1][sel]).score for k in keys]
@@ -61,9 +61,9 @@ def ard_of(rows, keys, sel):
 def main() -> None:
     args = context_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
 
-    from gfaudit import evaluate, metrics
-    from gfaudit_trainer import pipeline, selection
-    from gfaudit_trainer.methods.ganfinger import gan_candidates
+    from gfaudit.audit import evaluate, metrics
+    from gfaudit_trainer.generation import pipeline, selection
+    from gfaudit_trainer.generation.methods.ganfinger import gan_candidates
 
     preset, ctx = load_context(args)
     pools, _, _ = pipeline.build_pools(ctx, preset)

@@ -120,8 +120,8 @@ def main() -> None:
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--pubkey", required=True)
     args = ap.parse_args()
-    from gfaudit import bundle as bundle_io
-    from gfaudit.keys import resolve_public
+    from gfaudit.bundle import container as bundle_io
+    from gfaudit.bundle.keys import resolve_public
 
     key, _ = resolve_public(args.pubkey)
     print(describe(bundle_io.load(args.bundle, key).manifest.raw), end="")

@@ -1,6 +1,6 @@
 """``python -m gfaudit``: the same command line as the ``gfaudit`` script."""
 
-from .cli import main
+from gfaudit.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -17,12 +17,13 @@ from typing import Literal, Union
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import authenticity as _authenticity, evaluate as _evaluate, formats as _formats
-from .authenticity import Authenticity
-from .bundle import Bundle
-from .check import CheckResult, SuspectResult
-from .errors import AuthenticityError, GfauditError, IntegrityError, SuspectError, UsageError
-from .isolation import DEFAULT_TIMEOUT
+from gfaudit import formats as _formats
+from gfaudit.audit import arbiter as _authenticity, evaluate as _evaluate
+from gfaudit.audit.arbiter import Authenticity
+from gfaudit.audit.check import CheckResult, SuspectResult
+from gfaudit.audit.isolation import DEFAULT_TIMEOUT
+from gfaudit.bundle.container import Bundle
+from gfaudit.errors import AuthenticityError, GfauditError, IntegrityError, SuspectError, UsageError
 
 __all__ = [
     "Authenticity",
@@ -54,7 +55,7 @@ Expect = Literal["derived", "not-derived"]
 
 
 def _public_key(pubkey: PublicKey) -> Ed25519PublicKey:
-    from .keys import load_public, parse_public, resolve_public
+    from gfaudit.bundle.keys import load_public, parse_public, resolve_public
 
     if isinstance(pubkey, Ed25519PublicKey):
         return pubkey
@@ -71,7 +72,7 @@ def load_bundle(path: PathLike, pubkey: PublicKey = None) -> Bundle:
     """Verify a bundle's signature with ``pubkey``, then every tensor against the signed manifest,
     and return it. Raises ``IntegrityError`` (tampered, other key, missing .sig) or ``UsageError``
     (no or unreadable key)."""
-    from .bundle import load
+    from gfaudit.bundle.container import load
 
     return load(Path(path), _public_key(pubkey))
 
@@ -88,7 +89,7 @@ def verify_authenticity(
     perturbation statistics. ``result.ok`` says whether they match; with ``require=True`` a mismatch
     raises ``AuthenticityError`` instead. The victim runs isolated like a suspect, under ``timeout``
     seconds (``None``: in this process, without a limit; trusted models only)."""
-    from .check import validate
+    from gfaudit.audit.check import validate
 
     validate(device, None, timeout, None)
     result = _authenticity.verify(bundle, _path(victim, "victim"), device, timeout)
@@ -118,8 +119,8 @@ def check_models(
     (``None``: in this process, without a limit; trusted models only); ``jobs`` models at once
     (``None``: one per CPU). Bad arguments (``expect="not_derived"``, ``timeout=0``) raise
     ``UsageError``, as the CLI exits 2."""
-    from .check import check_bundles, validate
-    from .suspects import expand
+    from gfaudit.audit.check import check_bundles, validate
+    from gfaudit.audit.suspects import expand
 
     bundles = bundle if isinstance(bundle, list) else [bundle]
     if not bundles or not all(isinstance(b, Bundle) for b in bundles):
@@ -140,7 +141,7 @@ def evaluate_library(
     the evaluation document: per-model scores, per-family summary, ARUC, ROC-AUC, TPR at 0 % and 1 %
     FPR, the curves, and how many models the signed threshold flags (the JSON of ``gfaudit evaluate``).
     ``timeout`` and ``jobs`` as in :func:`check_models`."""
-    from .check import validate
+    from gfaudit.audit.check import validate
 
     validate(device, None, timeout, jobs)
     return _evaluate.evaluate(

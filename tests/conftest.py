@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gfaudit import keys  # noqa: E402
-from gfaudit.cli import app  # noqa: E402
-from gfaudit.create import create  # noqa: E402
+from gfaudit.audit.create import create  # noqa: E402
+from gfaudit.bundle import keys  # noqa: E402
+from gfaudit.cli.app import app  # noqa: E402
 
 import onnx_factory  # noqa: E402
 

@@ -16,8 +16,8 @@ pytestmark = needs_torch()
 def ctx(tmp_path_factory):
     import torch
 
-    from gfaudit_trainer import data, zoo
-    from gfaudit_trainer.pipeline import Context
+    from gfaudit_trainer.generation.pipeline import Context
+    from gfaudit_trainer.models import data, zoo
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
@@ -54,7 +54,7 @@ def ctx(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recipes():
-    from gfaudit_trainer import attacks
+    from gfaudit_trainer.library import attacks
 
     return attacks.registry(
         extract_archs=("vgg11:width=0.25",), unrelated_archs=("vgg11:width=0.25",), adv_archs=("vgg11:width=0.25",)
@@ -62,7 +62,7 @@ def recipes():
 
 
 def _scale():
-    from gfaudit_trainer.attacks import Scale
+    from gfaudit_trainer.library.attacks import Scale
 
     return Scale(finetune_epochs=1, extract_epochs=1, adv_epochs=1, batch_size=32)
 
@@ -100,7 +100,7 @@ def test_finetuning_touches_the_right_layers(ctx, recipes, name, last_changes, b
 def test_extraction_students_learn_from_the_victim(ctx, recipes, monkeypatch):
     import torch
 
-    from gfaudit_trainer import attacks
+    from gfaudit_trainer.library import attacks
 
     calls = []
     real_predict = attacks.predict
@@ -116,7 +116,7 @@ def test_extraction_students_learn_from_the_victim(ctx, recipes, monkeypatch):
 
 
 def test_unrelated_model_never_queries_the_victim(ctx, recipes, monkeypatch):
-    from gfaudit_trainer import attacks
+    from gfaudit_trainer.library import attacks
 
     monkeypatch.setattr(attacks, "predict", lambda *a, **k: (_ for _ in ()).throw(AssertionError("queried victim")))
     model = recipes["unrelated-vgg11:width=0.25-0"].run(ctx, _scale(), 5)
@@ -126,7 +126,7 @@ def test_unrelated_model_never_queries_the_victim(ctx, recipes, monkeypatch):
 def test_fgsm_perturbation_is_bounded_and_adversarial_training_runs(ctx, recipes):
     import torch
 
-    from gfaudit_trainer.attacks import fgsm_perturb
+    from gfaudit_trainer.library.attacks import fgsm_perturb
 
     x = torch.rand(8, 3, 32, 32)
     y = torch.randint(0, 10, (8,))
@@ -150,7 +150,8 @@ def test_blur_filter_keeps_flat_images_and_smooths_noise(ctx, recipes):
 
 
 def test_library_is_disjoint_from_pools(ctx, tmp_path, monkeypatch):
-    from gfaudit_trainer import library, pools
+    from gfaudit_trainer.library import build as library
+    from gfaudit_trainer.models import pools
 
     d_v, d_p, d_a = (set(map(tuple, s.images.flatten(1)[:, :64].tolist())) for s in (ctx.d_v, ctx.d_p, ctx.d_a))
     assert not (d_a & d_v) and not (d_a & d_p) and not (d_v & d_p)
@@ -183,7 +184,7 @@ def test_library_is_disjoint_from_pools(ctx, tmp_path, monkeypatch):
 
 def test_library_seed_does_not_depend_on_only(tmp_path):
     """A subset built with --only and the rest built later must be the models of one full build."""
-    from gfaudit_trainer import library
+    from gfaudit_trainer.library import build as library
 
     full = {j.name: j.seed for j in library.jobs("cpu", tmp_path)}
     subset = library.jobs("cpu", tmp_path, only=["ftll", "prune-0.3"])

@@ -1,4 +1,4 @@
-"""The null model behind verdicts (gfaudit/calibration.py): exact binomial tails, the Clopper-Pearson
+"""The null model behind verdicts (gfaudit/audit/null_model.py): exact binomial tails, the Clopper-Pearson
 bound's coverage, the threshold's false-accusation rate, and the p-value, checked against brute
 force and simulation rather than against numbers written down."""
 
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from gfaudit import calibration as null
+from gfaudit.audit import null_model as null
 
 
 @pytest.mark.parametrize("n,q", [(10, 0.3), (100, 0.05), (100, 0.5), (37, 0.9)])

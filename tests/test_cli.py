@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gfaudit import keys
-from gfaudit.bundle import load
+from gfaudit.bundle import keys
+from gfaudit.bundle.container import load
 
 import onnx_factory as f
 

@@ -99,7 +99,7 @@ def test_plot_checks_matplotlib_before_scoring(tmp_path, signed_bundle, keypair,
     block = (
         "import sys\nclass _No:\n    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] == 'matplotlib':\n            raise ImportError('blocked')\n"
-        "sys.meta_path.insert(0, _No())\nfrom gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n"
+        "sys.meta_path.insert(0, _No())\nfrom gfaudit.cli.app import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n"
     )
     r = subprocess.run(
         [
@@ -139,7 +139,9 @@ def _option(fn, name: str):
 
 
 def test_formats_exist_where_offered():
-    from gfaudit import cli, cli_train, formats
+    from gfaudit import formats
+    from gfaudit.cli import app as cli
+    from gfaudit_trainer import commands as cli_train
 
     for fn in (cli.inspect, cli.verify, cli.doctor):
         assert [m.value for m in _option(fn, "fmt")[0]] == ["text", "json"]
@@ -152,7 +154,8 @@ def test_formats_exist_where_offered():
 
 
 def test_one_normalization_default_everywhere():
-    from gfaudit import cli, cli_train
+    from gfaudit.cli import app as cli
+    from gfaudit_trainer import commands as cli_train
 
     defaults = [_option(fn, "normalization")[1] for fn in (cli.bundle_create, cli_train.train, cli_train.library_build)]
     assert {d.value for d in defaults} == {"imagenet"}, defaults
@@ -162,9 +165,11 @@ def test_cli_choices_are_the_tables():
     """One table per concept: the CLI's choices are generated from it, in its order."""
     import typing
 
-    from gfaudit import api, cli_common, manifest, methods, scoring
-    from gfaudit.normalization import NORMALIZATIONS
-    from gfaudit.onnx_model import DEVICES
+    from gfaudit import api
+    from gfaudit.audit.onnx_model import DEVICES
+    from gfaudit.bundle import manifest, methods, scoring
+    from gfaudit.bundle.normalization import NORMALIZATIONS
+    from gfaudit.cli import common as cli_common
 
     assert [m.value for m in cli_common.Device] == list(DEVICES)
     assert typing.get_args(api.Device) == DEVICES  # the library API's Literal, for type checkers
@@ -182,7 +187,8 @@ def test_scales_are_the_presets():
     import argparse
     import sys
 
-    from gfaudit_trainer import library, presets
+    from gfaudit_trainer import presets
+    from gfaudit_trainer.library import build as library
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from common import context_arguments

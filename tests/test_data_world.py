@@ -1,4 +1,4 @@
-"""The guard against two data worlds (trainer/data_world.py), from labels alone."""
+"""The guard against two data worlds (trainer/models/data_world.py), from labels alone."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _labels(n, wrong, seed):
 
 
 def test_a_victim_from_another_world_is_flagged_with_its_figures():
-    from gfaudit_trainer import data_world
+    from gfaudit_trainer.models import data_world
 
     negatives = [_labels(1000, 140, s) for s in range(3)]  # 86 % each, errors mostly their own
     home = data_world.from_predictions(negatives[0], 0.86, [0.86, 0.86, 0.86], negatives)
@@ -32,7 +32,7 @@ def test_a_victim_from_another_world_is_flagged_with_its_figures():
 
 
 def test_a_weaker_victim_that_agrees_like_a_peer_is_not_flagged():
-    from gfaudit_trainer import data_world
+    from gfaudit_trainer.models import data_world
 
     negatives = [_labels(1000, 140, s) for s in range(3)]
     peer = negatives[1].clone()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gfaudit import metrics
+from gfaudit.audit import metrics
 
 import onnx_factory as f
 

@@ -7,8 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from gfaudit import keys
-from gfaudit.bundle import load
+from gfaudit.bundle import keys
+from gfaudit.bundle.container import load
 
 import onnx_factory as f
 

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gfaudit import dsse, keys
+from gfaudit.bundle import dsse, keys
 
 import hostile_models as hm
 import onnx_factory as f
 
 REPO = Path(__file__).resolve().parents[1]
-GFAUDIT = [sys.executable, "-c", "import sys; from gfaudit.entry import main; sys.argv[0] = 'gfaudit'; main()"]
+GFAUDIT = [sys.executable, "-c", "import sys; from gfaudit.cli.entry import main; sys.argv[0] = 'gfaudit'; main()"]
 
 
 def one_line(stderr: str) -> bool:

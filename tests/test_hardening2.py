@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gfaudit import api, keys
+from gfaudit import api
+from gfaudit.bundle import keys
 from gfaudit.errors import UsageError
 
 import hostile_models as hm
@@ -31,7 +32,7 @@ import onnx_factory as f
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "fingerprints" / "resnet20-cifar10"
-GFAUDIT = [sys.executable, "-c", "import sys; from gfaudit.entry import main; sys.argv[0] = 'gfaudit'; main()"]
+GFAUDIT = [sys.executable, "-c", "import sys; from gfaudit.cli.entry import main; sys.argv[0] = 'gfaudit'; main()"]
 
 
 def one_line(stderr: str) -> bool:
@@ -308,7 +309,7 @@ def test_sigterm_and_sighup_unwind_like_ctrl_c(work, tmp_path, signame, code):
 
 def test_reference_folder_with_a_link_loop_is_a_usage_error(tmp_path):
     pytest.importorskip("torch")
-    from gfaudit_trainer import references
+    from gfaudit_trainer.models import references
 
     refs = tmp_path / "refs"
     refs.mkdir()
@@ -324,7 +325,7 @@ def test_reference_folder_with_a_link_loop_is_a_usage_error(tmp_path):
 def test_reference_runs_isolated_under_the_time_limit(tmp_path):
     torch = pytest.importorskip("torch")
     from gfaudit.errors import SuspectError
-    from gfaudit_trainer import references
+    from gfaudit_trainer.models import references
 
     good = f.build(tmp_path / "good.onnx", *f.weights(seed=1))
     ref = references.OnnxReference(good, f.MEAN, f.STD, 10, timeout=60)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gfaudit import metrics
+from gfaudit.audit import metrics
 
 
 def test_perfect_separation_at_known_gap():

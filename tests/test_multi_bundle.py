@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gfaudit import isolation as isolation_mod, keys
-from gfaudit.create import create
+from gfaudit.audit import isolation as isolation_mod
+from gfaudit.audit.create import create
+from gfaudit.bundle import keys
 
 from conftest import onnx_factory as f
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from gfaudit import keys
-from gfaudit.create import create
+from gfaudit.audit.create import create
+from gfaudit.bundle import keys
 from gfaudit.errors import UsageError
 
 from conftest import REPO, SHARED_VICTIM, needs_shared, needs_torch
@@ -73,8 +73,9 @@ def test_memory_figure_includes_the_workers():
 def test_an_epoch_logs_its_progress_without_a_terminal(monkeypatch, capsys):
     import torch
 
-    from gfaudit_trainer import progress, zoo
-    from gfaudit_trainer.training import FitConfig, fit
+    from gfaudit_trainer import progress
+    from gfaudit_trainer.models import zoo
+    from gfaudit_trainer.models.training import FitConfig, fit
 
     monkeypatch.setattr(progress, "EVERY_S", 0.0)
     torch.manual_seed(0)
@@ -94,10 +95,11 @@ def test_pool_data_labels_nothing_when_every_student_queries_per_batch():
 
     import torch
 
-    from gfaudit_trainer import presets, zoo
-    from gfaudit_trainer.data import Split
-    from gfaudit_trainer.pools import member, pool_data
-    from gfaudit_trainer.training import FitConfig, fit
+    from gfaudit_trainer import presets
+    from gfaudit_trainer.models import zoo
+    from gfaudit_trainer.models.data import Split
+    from gfaudit_trainer.models.pools import member, pool_data
+    from gfaudit_trainer.models.training import FitConfig, fit
 
     torch.manual_seed(0)
     victim = zoo.Normalized(zoo.build("vgg11:width=0.25"), [0.5] * 3, [0.25] * 3).eval()

@@ -1,4 +1,4 @@
-"""The population null model (gfaudit/calibration.py): a beta-binomial with parameter uncertainty."""
+"""The population null model (gfaudit/audit/null_model.py): a beta-binomial with parameter uncertainty."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gfaudit import calibration as null
+from gfaudit.audit import null_model as null
 
 
 def test_beta_binomial_pmf_matches_known_cases():

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from gfaudit import keys, scoring
-from gfaudit.bundle import load
+from gfaudit.bundle import keys, scoring
+from gfaudit.bundle.container import load
 
 import onnx_factory as f
 
@@ -103,7 +103,7 @@ def test_expect_gate(cli, tmp_path, signed_bundle, keypair, victim_onnx):
 
 
 def test_cuda_requested_without_cuda_is_exit_4(cli, signed_bundle, keypair, victim_onnx):
-    from gfaudit.onnx_model import cuda_driver_present
+    from gfaudit.audit.onnx_model import cuda_driver_present
 
     if cuda_driver_present():
         pytest.skip("this machine has an NVIDIA driver; the no-CUDA path cannot be shown here")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gfaudit import metrics
+from gfaudit.audit import metrics
 
 pytest.importorskip("matplotlib")
 
@@ -50,7 +50,7 @@ def _texts(fig) -> list[str]:
 
 def test_fingerprint_grid_labels_rows_and_classes(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    from gfaudit_trainer import figure
+    from gfaudit_trainer.generation import figure
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (12, 3, 32, 32), dtype=np.uint8)
@@ -83,7 +83,7 @@ def test_fingerprint_grid_labels_rows_and_classes(tmp_path, monkeypatch):
 
 
 def test_benchmark_curves_share_one_legend_and_mark_thresholds(tmp_path, monkeypatch):
-    from gfaudit.evaluate import plot_methods
+    from gfaudit.audit.evaluate import plot_methods
 
     rng = np.random.default_rng(1)
     docs = {
@@ -118,7 +118,7 @@ def test_benchmark_curves_share_one_legend_and_mark_thresholds(tmp_path, monkeyp
 
 
 def test_evaluate_plot_labels_both_axes(tmp_path):
-    from gfaudit.evaluate import plot
+    from gfaudit.audit.evaluate import plot
 
     out = plot(_doc("ganfinger", [0.9, 0.8, 0.7], [0.1, 0.3], 0.5), tmp_path / "one.png")
     w, h = png_size(out)

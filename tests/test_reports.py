@@ -171,7 +171,7 @@ def test_failed_run_still_writes_its_report_files(cli, tmp_path, suspects, copy_
 
 
 def test_missing_cuda_is_exit_4_with_reports(cli, tmp_path, suspects, signed_bundle, keypair):
-    from gfaudit.onnx_model import cuda_driver_present
+    from gfaudit.audit.onnx_model import cuda_driver_present
 
     if cuda_driver_present():
         pytest.skip("this machine has an NVIDIA driver; the missing-CUDA path cannot be shown here")

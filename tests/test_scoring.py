@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from gfaudit import scoring
-from gfaudit.check import decide
+from gfaudit.audit.check import decide
+from gfaudit.bundle import scoring
 
 
 def test_ard_victim_itself_is_one():

@@ -21,10 +21,10 @@ def fgsm_case(tmp_path_factory):
     import torch
     import torch.nn.functional as F
 
-    from gfaudit.normalization import resolve
-    from gfaudit_trainer import data, zoo
-    from gfaudit_trainer.export import export
-    from gfaudit_trainer.victim import load
+    from gfaudit.bundle.normalization import resolve
+    from gfaudit_trainer.models import data, zoo
+    from gfaudit_trainer.models.export import export
+    from gfaudit_trainer.models.victim import load
 
     d = tmp_path_factory.mktemp("fgsm")
     bare = load(SHARED_VICTIM, "resnet20")
@@ -109,7 +109,7 @@ def test_torch_free_process_checks_the_resnet20(cli, fgsm_case, keypair, tmp_pat
         ).exit_code
         == 0
     )
-    code = "from gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n"
+    code = "from gfaudit.cli.app import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n"
     r = subprocess.run(
         [
             sys.executable,

@@ -24,8 +24,8 @@ def _run(code: str, *args: str):
 
 def test_import_gfaudit_does_not_import_torch():
     r = _run(
-        "import gfaudit, gfaudit.cli, gfaudit.cli_train, gfaudit.bundle, gfaudit.check, gfaudit.report, gfaudit.api\n"
-        "import gfaudit.formats.sarif, gfaudit.formats.json, gfaudit.formats.text, gfaudit.reports, gfaudit.outputs\n"
+        "import gfaudit, gfaudit.cli.app, gfaudit_trainer.commands, gfaudit.bundle.container, gfaudit.audit.check, gfaudit.formats.render, gfaudit.api\n"
+        "import gfaudit.formats.sarif, gfaudit.formats.json, gfaudit.formats.text, gfaudit.formats.destinations, gfaudit.files.outputs\n"
         "assert 'torch' not in sys.modules and 'ray' not in sys.modules\nprint('ok')"
     )
     assert r.returncode == 0, r.stderr
@@ -34,7 +34,7 @@ def test_import_gfaudit_does_not_import_torch():
 
 def test_check_runs_where_torch_cannot_be_imported(signed_bundle, keypair, victim_onnx):
     code = (
-        "from gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\n"
+        "from gfaudit.cli.app import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\n"
         "try:\n    main()\nfinally:\n    assert 'torch' not in sys.modules and 'ray' not in sys.modules\n"
     )
     r = _run(
@@ -56,7 +56,7 @@ def test_check_runs_where_torch_cannot_be_imported(signed_bundle, keypair, victi
 
 
 def test_trainer_commands_explain_the_missing_extra(tmp_path):
-    code = "from gfaudit.cli import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n"
+    code = "from gfaudit.cli.app import main\nsys.argv = ['gfaudit'] + sys.argv[1:]\nmain()\n"
     r = _run(code, "export-onnx", str(tmp_path / "m.pt"), "--arch", "resnet20", "-o", str(tmp_path / "m.onnx"))
     assert r.returncode == 4
     assert "pip install 'gfaudit[train]'" in r.stderr

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gfaudit import calibration as null
+from gfaudit.audit import null_model as null
 
 from conftest import REPO, SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
 
@@ -155,8 +155,8 @@ def test_train_fails_fast_on_bad_key_and_victim(cli, tmp_path, keypair):
 def test_interrupted_training_resumes_from_last_epoch(tmp_path):
     import torch
 
-    from gfaudit_trainer import zoo
-    from gfaudit_trainer.training import FitConfig, fit
+    from gfaudit_trainer.models import zoo
+    from gfaudit_trainer.models.training import FitConfig, fit
 
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (64,))
@@ -185,9 +185,9 @@ def test_interrupted_training_resumes_from_last_epoch(tmp_path):
 def test_cached_pool_model_is_not_retrained(tmp_path, monkeypatch):
     import torch
 
-    from gfaudit_trainer import pools
-    from gfaudit_trainer.data import Split
-    from gfaudit_trainer.training import FitConfig
+    from gfaudit_trainer.models import pools
+    from gfaudit_trainer.models.data import Split
+    from gfaudit_trainer.models.training import FitConfig
 
     images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (40,))
@@ -244,8 +244,8 @@ def test_query_mode_learns_the_teachers_answers_not_the_given_targets():
     import torch
     import torch.nn as nn
 
-    from gfaudit_trainer import zoo
-    from gfaudit_trainer.training import FitConfig, fit, predict
+    from gfaudit_trainer.models import zoo
+    from gfaudit_trainer.models.training import FitConfig, fit, predict
 
     class AlwaysThree(nn.Module):
         def forward(self, x):
@@ -270,8 +270,8 @@ def test_query_mode_learns_the_teachers_answers_not_the_given_targets():
 
 
 def test_pool_model_names_change_with_the_query_mode_only_when_set():
-    from gfaudit_trainer.pools import model_name
-    from gfaudit_trainer.training import FitConfig
+    from gfaudit_trainer.models.pools import model_name
+    from gfaudit_trainer.models.training import FitConfig
 
     fixed = model_name("positive", "train", 0, "resnet20", FitConfig(epochs=10))
     assert model_name("positive", "train", 0, "resnet20", FitConfig(epochs=10, query="")) == fixed

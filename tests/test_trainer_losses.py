@@ -31,7 +31,7 @@ def _descend(param, loss_fn, steps=60, lr=0.05):
 def test_adv_loss_drives_the_victim_to_the_target():
     import torch
 
-    from gfaudit_trainer import losses
+    from gfaudit_trainer.generation import losses
 
     victim = _toy_models()[0]
     x = torch.rand(8, 3, 2, 2)
@@ -46,7 +46,7 @@ def test_adv_loss_drives_the_victim_to_the_target():
 def test_hinge_only_bites_above_c():
     import torch
 
-    from gfaudit_trainer import losses
+    from gfaudit_trainer.generation import losses
 
     small = torch.full((4, 3, 2, 2), 0.01)
     assert float(losses.hinge_loss(small, c=1.0)) == 0.0
@@ -59,7 +59,7 @@ def test_hinge_only_bites_above_c():
 def test_discriminator_and_gan_losses_pull_against_each_other():
     import torch
 
-    from gfaudit_trainer import losses
+    from gfaudit_trainer.generation import losses
 
     real, fake = torch.randn(16, 4) + 1.0, torch.randn(16, 4) - 1.0
     d = torch.nn.Linear(4, 1)
@@ -79,7 +79,7 @@ def test_discriminator_and_gan_losses_pull_against_each_other():
 def test_conf_loss_pulls_toward_positives_and_away_from_negatives():
     import torch
 
-    from gfaudit_trainer import losses
+    from gfaudit_trainer.generation import losses
 
     victim, pos, neg = _toy_models(seed=1)
     x = torch.rand(8, 3, 2, 2)
@@ -96,7 +96,7 @@ def test_conf_loss_pulls_toward_positives_and_away_from_negatives():
 def test_zero_weight_removes_a_term():
     import torch
 
-    from gfaudit_trainer import losses
+    from gfaudit_trainer.generation import losses
 
     terms = {k: torch.tensor(v) for k, v in {"adv": 1.0, "gan": 2.0, "hinge": 3.0, "conf": 4.0}.items()}
     assert float(losses.generator_loss(terms, losses.Weights())) == 1 + 5 * 2 + 5 * 3 + 10 * 4
@@ -106,7 +106,7 @@ def test_zero_weight_removes_a_term():
 def test_conf_cap_bounds_the_negative_term_and_none_is_equation_5():
     import torch
 
-    from gfaudit_trainer import losses
+    from gfaudit_trainer.generation import losses
 
     victim = torch.tensor([[10.0, 0, 0], [0, 10.0, 0]])
     negative = torch.tensor([[0, 10.0, 0], [10.0, 0, 0]])  # disagrees completely: KL about 10 per row

@@ -27,10 +27,11 @@ def setup(tmp_path_factory):
     """A random 10-class context and one small model per pool role and split (no training: plumbing)."""
     import torch
 
-    from gfaudit_trainer import data, presets, zoo
-    from gfaudit_trainer.context import Context
-    from gfaudit_trainer.pools import PoolModel, Pools
-    from gfaudit_trainer.training import predict
+    from gfaudit_trainer import presets
+    from gfaudit_trainer.models import data, zoo
+    from gfaudit_trainer.models.context import Context
+    from gfaudit_trainer.models.pools import PoolModel, Pools
+    from gfaudit_trainer.models.training import predict
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
@@ -83,8 +84,9 @@ def setup(tmp_path_factory):
 
 
 def test_registry_is_the_auditors_table():
-    from gfaudit import create, methods as table
-    from gfaudit_trainer import methods
+    from gfaudit.audit import create
+    from gfaudit.bundle import methods as table
+    from gfaudit_trainer.generation import methods
 
     assert tuple(methods.METHODS) == table.TRAINER_METHODS
     for name, method in methods.METHODS.items():
@@ -101,16 +103,16 @@ def test_baseline_entry_gives_the_pairs_of_its_function(setup, name):
 
     import torch
 
-    from gfaudit_trainer import methods
-    from gfaudit_trainer.context import seed_images
-    from gfaudit_trainer.gan import to_uint8
+    from gfaudit_trainer.generation import methods
+    from gfaudit_trainer.generation.gan import to_uint8
+    from gfaudit_trainer.models.context import seed_images
 
     ctx, pools, preset = setup
     method = methods.get(name)
     torch.manual_seed(1)
     cand = method.candidates(ctx, pools, preset)
     seeds = seed_images(ctx, preset).subset(torch.arange(preset.baseline_seeds))
-    fn = getattr(importlib.import_module(f"gfaudit_trainer.methods.{name}"), name)
+    fn = getattr(importlib.import_module(f"gfaudit_trainer.generation.methods.{name}"), name)
     torch.manual_seed(1)
     xp, rank = fn(
         ctx.victim,
@@ -128,8 +130,8 @@ def test_baseline_entry_gives_the_pairs_of_its_function(setup, name):
 def test_ganfinger_entry_gives_the_pairs_of_gan_candidates(setup):
     import torch
 
-    from gfaudit_trainer import methods
-    from gfaudit_trainer.methods.ganfinger import gan_candidates
+    from gfaudit_trainer.generation import methods
+    from gfaudit_trainer.generation.methods.ganfinger import gan_candidates
 
     ctx, pools, preset = setup
     cand = methods.get("ganfinger").candidates(ctx, pools, preset)
@@ -140,7 +142,7 @@ def test_ganfinger_entry_gives_the_pairs_of_gan_candidates(setup):
 
 def test_one_shared_path_records_the_same_keys(setup):
     """select_and_calibrate: the provenance and selection stats keep the keys bundles have always signed."""
-    from gfaudit_trainer import pipeline
+    from gfaudit_trainer.generation import pipeline
 
     ctx, pools, preset = setup
     try:
@@ -159,7 +161,7 @@ def test_one_shared_path_records_the_same_keys(setup):
 
 
 def test_vote_stats_keep_their_signed_keys():
-    from gfaudit_trainer.selection import SelectionStats, VoteStats
+    from gfaudit_trainer.generation.selection import SelectionStats, VoteStats
 
     stats = VoteStats(10, 4, 3, 5, None, 0.5, None, None)
     assert list(stats.to_json()) == OLD_VOTE_KEYS and stats.follow_rate_before_selection() is None
@@ -167,22 +169,22 @@ def test_vote_stats_keep_their_signed_keys():
 
 
 def test_the_documented_sixth_method_is_one_file(setup, monkeypatch):
-    """docs/design.md's example method, loaded as trainer/methods/fgsmprint.py and registered with one
+    """docs/design.md's example method, loaded as trainer/generation/methods/fgsmprint.py and registered with one
     line, goes through the shared select -> calibrate path unchanged."""
     import importlib.util
     import re
     import sys
 
-    from gfaudit_trainer import methods, pipeline
+    from gfaudit_trainer.generation import methods, pipeline
 
     from conftest import REPO
 
     doc = (REPO / "docs" / "design.md").read_text()
     code = next(b for b in re.findall(r"^```py\n(.*?)^```", doc, re.M | re.S) if "class FgsmPrint" in b)
-    name = "gfaudit_trainer.methods.fgsmprint"
+    name = "gfaudit_trainer.generation.methods.fgsmprint"
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
-    module.__package__ = "gfaudit_trainer.methods"
+    module.__package__ = "gfaudit_trainer.generation.methods"
     monkeypatch.setitem(sys.modules, name, module)
     exec(compile(code, "docs/design.md", "exec"), module.__dict__)
     monkeypatch.setitem(methods.METHODS, "fgsmprint", module.FgsmPrint())

@@ -1,4 +1,4 @@
-"""The fast recipe (trainer/recipes.py): airbench's network learns, resumes from a checkpoint with its
+"""The fast recipe (trainer/models/recipes.py): airbench's network learns, resumes from a checkpoint with its
 lookahead state, keeps a trained model's whitening when fine-tuned, and reads soft targets at a
 temperature. Accuracy targets are measured in benchmarks/fast_recipe.py, not here."""
 
@@ -25,7 +25,7 @@ def _toy(n=256, seed=0):
 def _model(spec="airbench:width=0.125"):
     import torch
 
-    from gfaudit_trainer import zoo
+    from gfaudit_trainer.models import zoo
 
     torch.manual_seed(0)
     return zoo.Normalized(zoo.build(spec, num_classes=2), [0.5] * 3, [0.25] * 3)
@@ -34,7 +34,7 @@ def _model(spec="airbench:width=0.125"):
 def test_fast_recipe_trains_airbench_and_sets_whitening_from_data():
     import torch
 
-    from gfaudit_trainer.training import FitConfig, accuracy, fit
+    from gfaudit_trainer.models.training import FitConfig, accuracy, fit
 
     images, labels = _toy()
     model = _model()
@@ -49,7 +49,7 @@ def test_fast_recipe_trains_airbench_and_sets_whitening_from_data():
 def test_fine_tuning_keeps_a_trained_models_whitening():
     import torch
 
-    from gfaudit_trainer.training import FitConfig, fit
+    from gfaudit_trainer.models.training import FitConfig, fit
 
     images, labels = _toy()
     model = _model()
@@ -62,7 +62,7 @@ def test_fine_tuning_keeps_a_trained_models_whitening():
 def test_fast_recipe_resumes_with_its_lookahead_state(tmp_path):
     import torch
 
-    from gfaudit_trainer.training import FitConfig, fit
+    from gfaudit_trainer.models.training import FitConfig, fit
 
     images, labels = _toy(128)
     cfg = FitConfig.fast(3, "airbench", batch_size=64, seed=3)
@@ -90,8 +90,8 @@ def test_fast_recipe_resumes_with_its_lookahead_state(tmp_path):
 def test_soft_targets_at_any_temperature_are_matched_by_the_teachers_log_probabilities():
     import torch
 
-    from gfaudit_trainer import recipes
-    from gfaudit_trainer.training import _loss
+    from gfaudit_trainer.models import recipes
+    from gfaudit_trainer.models.training import _loss
 
     teacher = torch.tensor([[0.7, 0.2, 0.1]])
     exact = teacher.log()
@@ -106,7 +106,7 @@ def test_soft_targets_at_any_temperature_are_matched_by_the_teachers_log_probabi
 
 
 def test_triangle_schedule_rises_then_falls():
-    from gfaudit_trainer import recipes
+    from gfaudit_trainer.models import recipes
 
     fast = recipes.get("fast")
     f = [recipes.lr_factor(fast, s, 100) for s in range(101)]

@@ -13,15 +13,15 @@ pytestmark = [needs_torch(), needs_shared()]
 def _export_tiny(path, seed):
     import torch
 
-    from gfaudit_trainer import zoo
-    from gfaudit_trainer.export import export
+    from gfaudit_trainer.models import zoo
+    from gfaudit_trainer.models.export import export
 
     torch.manual_seed(seed)
     return export(zoo.build("vgg11:width=0.25").eval(), path)
 
 
 def test_references_take_calibration_and_selection_roles(cli, tmp_path, keypair):
-    from gfaudit.provenance import file_sha256
+    from gfaudit.bundle.provenance import file_sha256
 
     refs = tmp_path / "refs"
     a, b = _export_tiny(refs / "a.onnx", 1), _export_tiny(refs / "b.onnx", 2)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gfaudit import bundle as bundle_io, keys
-from gfaudit.cli import app
-from gfaudit.provenance import file_sha256
+from gfaudit.bundle import container as bundle_io, keys
+from gfaudit.bundle.provenance import file_sha256
+from gfaudit.cli.app import app
 
 from conftest import SHARED, needs_shared, needs_torch
 
@@ -124,8 +124,9 @@ def test_refresh_refuses_changed_weights_and_a_bundle_dir_skips_the_generator(tr
 def test_pool_vote_on_live_candidates_selects_the_same_pairs(trained):
     import torch
 
-    from gfaudit_trainer import gan, generator as gen, pipeline, presets, selection
-    from gfaudit_trainer.context import runner_up_of, seed_order
+    from gfaudit_trainer import presets
+    from gfaudit_trainer.generation import gan, generator as gen, pipeline, selection
+    from gfaudit_trainer.models.context import runner_up_of, seed_order
 
     d, _, _ = trained
     preset = presets.get("tiny")

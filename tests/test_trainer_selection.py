@@ -35,8 +35,8 @@ def _images(ids):
 
 
 def test_selection_filters_on_victim_positives_and_negatives():
-    from gfaudit_trainer.pools import PoolModel, Pools
-    from gfaudit_trainer.selection import select
+    from gfaudit_trainer.generation.selection import select
+    from gfaudit_trainer.models.pools import PoolModel, Pools
 
     # ids 0-4 are the clean x (all class 1), ids 10-14 their x'; the victim labels every x' class 2.
     x, xp, truth = _images(range(5)), _images(range(10, 15)), [1] * 5
@@ -71,7 +71,7 @@ def test_selection_filters_on_victim_positives_and_negatives():
 
 @pytest.mark.parametrize("pos, neg, lo, hi", [([0.9, 0.8], [0.1, 0.2], 0.2, 0.8), ([0.5, 0.9], [0.1, 0.6], 0.05, 0.95)])
 def test_calibrated_threshold_lies_between_the_pools(pos, neg, lo, hi):
-    from gfaudit_trainer.selection import calibrate
+    from gfaudit_trainer.generation.selection import calibrate
 
     t = calibrate(pos, neg)
     assert lo < t <= hi
@@ -84,7 +84,7 @@ def test_false_accusation_floor_bounds_a_binomial_follower():
     alpha of draws; checked by simulation, and the calibrated threshold never sits below it."""
     import numpy as np
 
-    from gfaudit_trainer.selection import calibrate, false_accusation_floor
+    from gfaudit_trainer.generation.selection import calibrate, false_accusation_floor
 
     rng = np.random.default_rng(0)
     for q in (0.1, 0.3, 0.5):
@@ -101,7 +101,7 @@ def test_false_accusation_floor_bounds_a_binomial_follower():
 def test_spread_caps_pairs_per_target_and_skips_near_copies():
     import torch
 
-    from gfaudit_trainer.selection import spread
+    from gfaudit_trainer.generation.selection import spread
 
     x = torch.zeros(6, 3, 4, 4, dtype=torch.uint8)
     base = torch.zeros(3, 4, 4, dtype=torch.uint8)
@@ -123,7 +123,7 @@ def test_spread_caps_pairs_per_target_and_skips_near_copies():
 def test_diversity_loss_is_high_for_one_pattern_per_target_and_low_for_input_specific_ones():
     import torch
 
-    from gfaudit_trainer.losses import diversity_loss
+    from gfaudit_trainer.generation.losses import diversity_loss
 
     pattern = torch.randn(1, 3, 8, 8)
     same = pattern.expand(4, -1, -1, -1) * torch.tensor([1.0, 2.0, 0.5, 3.0]).view(-1, 1, 1, 1)
@@ -137,7 +137,7 @@ def test_diversity_loss_is_high_for_one_pattern_per_target_and_low_for_input_spe
 def test_perturbation_diversity_statistics():
     import numpy as np
 
-    from gfaudit.perturbation import diversity
+    from gfaudit.bundle.perturbation import diversity
 
     x = np.zeros((4, 1, 2, 2), np.uint8)
     xp = x.copy()

@@ -13,9 +13,9 @@ pytestmark = needs_torch()
 def test_shared_resnet20_loads_exactly_and_scores_80_percent(tmp_path):
     import torch
 
-    from gfaudit.normalization import resolve
-    from gfaudit_trainer import data, zoo
-    from gfaudit_trainer.training import accuracy
+    from gfaudit.bundle.normalization import resolve
+    from gfaudit_trainer.models import data, zoo
+    from gfaudit_trainer.models.training import accuracy
 
     model = zoo.build("resnet20")
     sd = torch.load(SHARED_VICTIM, map_location="cpu", weights_only=True)
@@ -42,7 +42,7 @@ def test_shared_resnet20_loads_exactly_and_scores_80_percent(tmp_path):
 def test_every_arch_maps_images_to_logits(spec):
     import torch
 
-    from gfaudit_trainer import zoo
+    from gfaudit_trainer.models import zoo
 
     model = zoo.build(spec, num_classes=7).eval()
     with torch.no_grad():
@@ -50,7 +50,7 @@ def test_every_arch_maps_images_to_logits(spec):
 
 
 def test_unknown_arch_is_a_clear_error():
-    from gfaudit_trainer import zoo
+    from gfaudit_trainer.models import zoo
 
     with pytest.raises(KeyError, match="unknown architecture"):
         zoo.build("resnet7")
@@ -59,7 +59,7 @@ def test_unknown_arch_is_a_clear_error():
 def test_export_onnx_parity(tmp_path, cli):
     import torch
 
-    from gfaudit_trainer import zoo
+    from gfaudit_trainer.models import zoo
 
     sd_path = tmp_path / "m.pt"
     torch.save(zoo.build("resnet20").state_dict(), sd_path)
@@ -80,7 +80,7 @@ def test_victim_formats_load_to_the_same_function(tmp_path, fmt):
     import torch
     from safetensors.torch import save_file
 
-    from gfaudit_trainer import victim, zoo
+    from gfaudit_trainer.models import victim, zoo
 
     torch.manual_seed(0)
     model = zoo.build("resnet20").eval()
@@ -106,7 +106,7 @@ def test_state_dict_without_arch_is_a_usage_error(tmp_path):
     import torch
 
     from gfaudit.errors import UsageError
-    from gfaudit_trainer import victim, zoo
+    from gfaudit_trainer.models import victim, zoo
 
     path = tmp_path / "m.pt"
     torch.save(zoo.build("resnet20").state_dict(), path)

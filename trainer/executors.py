@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gfaudit.errors import GfauditError, UsageError
-
-from . import progress
+from gfaudit_trainer import progress
 
 
 class ExecutorMissing(GfauditError):

@@ -1,7 +1,7 @@
 """Presets: one code path, three scales. A preset is data, not a branch in the pipeline.
 
 tiny   seconds on a CPU; for tests. Models are barely trained: only the plumbing is real.
-cpu    strong pools on 2 CPU cores with the fast recipe (trainer/recipes.py), cached and resumable.
+cpu    strong pools on 2 CPU cores with the fast recipe (trainer/models/recipes.py), cached and resumable.
 paper  the paper's scale (20 training + 10 validation models per pool, 5 architectures, 60 epochs)
        for a GPU.
 """
@@ -130,7 +130,7 @@ PRESETS: dict[str, Preset] = {
         # Negatives differ from the victim the way the world's independent models do, not in one
         # systematic way a GAN can learn: seed and data order, architecture (the victim's family in
         # every role), recipe (fast and classic SGD) and data pipeline (the owner's images re-encoded:
-        # trainer/data_variants.py). Calibration: 7 trained here plus any --reference (>= 8 with one).
+        # trainer/models/data_variants.py). Calibration: 7 trained here plus any --reference (>= 8 with one).
         negative=PoolConfig(
             (_AIR, "resnet20~jpeg50"),
             ("resnet20+classic", f"{_AIR}~blur"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..errors import UsageError
+from gfaudit.errors import UsageError
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "check": ("text", "json", "sarif"),
@@ -38,7 +38,7 @@ class Failure:
 
 def get(name: str) -> ModuleType:
     """The module of one format."""
-    from . import json as json_fmt, markdown, sarif, text
+    from gfaudit.formats import json as json_fmt, markdown, sarif, text
 
     modules = {"text": text, "json": json_fmt, "sarif": sarif, "markdown": markdown}
     try:

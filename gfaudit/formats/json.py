@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json as _json
 
-from .. import __version__
-from ..check import CheckResult
+from gfaudit import __version__
+from gfaudit.audit.check import CheckResult
 
 SCHEMA_VERSION = 1
 

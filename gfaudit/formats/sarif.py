@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from .. import __version__
-from ..check import CheckResult
-from .text import p_value_text
+from gfaudit import __version__
+from gfaudit.audit.check import CheckResult
+from gfaudit.formats.text import p_value_text
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFO_URI = "https://github.com/gfaudit/gfaudit"
@@ -171,7 +171,7 @@ def _dump(doc: dict) -> str:
 
 
 def check_doc(result: CheckResult, pubkey_source: str | None = None) -> dict:
-    from .json import bundle_summaries, runtime
+    from gfaudit.formats.json import bundle_summaries, runtime
 
     by_sha = {bb.sha256: bb for bb in result.bundles}
     results, notes = [], []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..check import CheckResult
+from gfaudit.audit.check import CheckResult
 
 
 def _fmt(v: float | None) -> str:
@@ -82,7 +82,7 @@ def check(result: CheckResult, pubkey_source: str | None = None) -> str:
 
 
 def evaluation(doc: dict) -> str:
-    from .markdown import evaluation as markdown
+    from gfaudit.formats.markdown import evaluation as markdown
 
     keep = [line for line in markdown(doc).splitlines() if not re.fullmatch(r"\|(-+\|)+", line)]
     return "\n".join(keep) + "\n"
