@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gfaudit.files.atomic import write_text_atomic
+
 from common import SHARED  # noqa: E402
 
 
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": torch.get_num_threads(),
             "device": str(device),
         }
-        out.write_text(json.dumps(res, indent=2))
+        write_text_atomic(out, json.dumps(res, indent=2))
         results.append(res)
         print(f"{name}: {res['accuracy']:.1%} in {res['minutes']:.1f} min", file=sys.stderr, flush=True)
     print(

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from gfaudit.files.atomic import write_text_atomic
+
 from common import REPO, context_arguments  # noqa: E402
 
 DOC_BEGIN = "<!-- generation-table: begin (benchmarks/generation.py --update-docs) -->"
@@ -177,7 +179,7 @@ def update_docs(text: str, path: Path) -> None:
         doc = head + block + rest.split(DOC_END, 1)[1]
     else:
         doc = doc.rstrip("\n") + "\n\n## Generation side by side\n\n" + block + "\n"
-    path.write_text(doc)
+    write_text_atomic(path, doc)
 
 
 def main() -> None:
@@ -196,7 +198,7 @@ def main() -> None:
     if args.out_dir is None:
         args.out_dir = Path(tempfile.mkdtemp(prefix="gfaudit-generation-"))
     doc = measure(args)
-    (args.out_dir / "generation.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(args.out_dir / "generation.json", json.dumps(doc, indent=2) + "\n")
     text = render(doc)
     print(text)
     log(f"wrote {args.out_dir / 'generation.json'}")

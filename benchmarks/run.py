@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from gfaudit.files.atomic import write_text_atomic
+
 from common import REPO, context_arguments, executor, executor_arguments, load_context  # noqa: E402
 from measure import median_of  # noqa: E402
 
@@ -87,7 +89,7 @@ def _ablation_bundle(name: str, work: Path, ctx, pools, preset, run_dir, pool_se
         return _bundle("ganfinger", out, ctx, pools, preset, run_dir, pool_seconds, key, ABLATIONS[name])
     except NoFingerprints as exc:
         failed.parent.mkdir(parents=True, exist_ok=True)
-        failed.write_text(str(exc) + "\n")
+        write_text_atomic(failed, str(exc) + "\n")
         return None
 
 
@@ -235,10 +237,8 @@ def main() -> None:
         fid,
         errs,
     )
-    tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, args.out)
-    (work / "results.json").write_text(json.dumps({m: d for m, d in evals.items()}, indent=1))
+    write_text_atomic(args.out, text)
+    write_text_atomic(work / "results.json", json.dumps({m: d for m, d in evals.items()}, indent=1))
     log(f"wrote {args.out} and {figure}")
     print(text)
 

@@ -1,4 +1,4 @@
-"""The null model behind verdicts (gfaudit/audit/null_model.py): exact binomial tails, the Clopper-Pearson
+"""The null model behind verdicts (gfaudit/bundle/null_model.py): exact binomial tails, the Clopper-Pearson
 bound's coverage, the threshold's false-accusation rate, and the p-value, checked against brute
 force and simulation rather than against numbers written down."""
 

@@ -167,7 +167,7 @@ def test_cli_choices_are_the_tables():
 
     from gfaudit import api
     from gfaudit.audit.onnx_model import DEVICES
-    from gfaudit.bundle import manifest, methods, scoring
+    from gfaudit.bundle import manifest, scoring
     from gfaudit.bundle.normalization import NORMALIZATIONS
     from gfaudit.cli import common as cli_common
 
@@ -175,10 +175,13 @@ def test_cli_choices_are_the_tables():
     assert typing.get_args(api.Device) == DEVICES  # the library API's Literal, for type checkers
     assert [m.value for m in cli_common.Normalization] == list(NORMALIZATIONS)
     assert [m.value for m in cli_common.Rule] == list(scoring.RULES) == list(manifest.SCORING_RULES)
-    assert [m.value for m in cli_common.TrainMethod] == list(methods.TRAINER_METHODS)
-    assert [m.value for m in cli_common.Method] == list(methods.METHODS)  # bundle create --method
-    assert list(manifest.METHODS) == list(methods.METHODS)
-    assert all(spec.rule in scoring.RULES for spec in methods.METHODS.values())
+    assert [m.value for m in cli_common.Method] == list(scoring.METHOD_RULES)  # bundle create --method
+    assert list(manifest.METHODS) == list(scoring.METHOD_RULES)
+    assert set(scoring.METHOD_RULES.values()) <= set(scoring.RULES)
+    from gfaudit_trainer import commands
+    from gfaudit_trainer.generation import methods
+
+    assert [m.value for m in commands.TrainMethod] == list(methods.names())  # train --method
 
 
 @needs_torch()

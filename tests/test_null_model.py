@@ -1,4 +1,4 @@
-"""The population null model (gfaudit/audit/null_model.py): a beta-binomial with parameter uncertainty."""
+"""The population null model (gfaudit/bundle/null_model.py): a beta-binomial with parameter uncertainty."""
 
 from __future__ import annotations
 

@@ -6,13 +6,25 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from gfaudit.cli.common import _STATE, Device, Normalization, TrainMethod, app, cli_errors, info, library_app
+from gfaudit.cli.common import _STATE, Device, Normalization, app, choices, cli_errors, info, library_app
 from gfaudit.errors import GfauditError, UsageError
 from gfaudit.files import outputs
+from gfaudit_trainer.generation.methods import names as method_names
+
+if TYPE_CHECKING:
+
+    class TrainMethod(str, Enum):
+        ganfinger = "ganfinger"
+        ipguard = "ipguard"
+        conferae = "conferae"
+        metafinger = "metafinger"
+        deepfool = "deepfool"
+else:
+    TrainMethod = choices("TrainMethod", method_names())  # one module each in trainer/generation/methods/
 
 
 class TrainerMissing(GfauditError):

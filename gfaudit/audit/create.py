@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gfaudit.audit.isolation import DEFAULT_TIMEOUT, Job, check_timeout, run
 from gfaudit.bundle import container as bundle_io
 from gfaudit.bundle.manifest import AnyNullModel, InputSpec
-from gfaudit.bundle.methods import METHODS, rule_for
 from gfaudit.bundle.provenance import file_sha256, now_utc, versions
+from gfaudit.bundle.scoring import METHOD_RULES as METHODS, rule_for
 from gfaudit.errors import SuspectError, UsageError
 
 __all__ = ["Created", "create", "rule_for"]

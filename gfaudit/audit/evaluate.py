@@ -204,18 +204,6 @@ def _families(rows: list[dict], threshold: float) -> list[dict]:
     return out
 
 
-def to_markdown(doc: dict) -> str:
-    from gfaudit.formats.markdown import evaluation
-
-    return evaluation(doc)
-
-
-def to_text(doc: dict) -> str:
-    from gfaudit.formats.text import evaluation
-
-    return evaluation(doc)
-
-
 PLOT_EXTRA = "pip install 'gfaudit[plot]'"
 
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from gfaudit.errors import KeyFileError, UsageError
 from gfaudit.files.atomic import write_bytes_atomic
+from gfaudit.files.config import config_path
 from gfaudit.files.safe_read import MAX_CONFIG_BYTES, MAX_KEY_BYTES, read_regular
 
 __all__ = [
@@ -38,11 +39,6 @@ __all__ = [
 
 PASSWORD_ENV = "GFAUDIT_KEY_PASSWORD"
 PUBKEY_ENV = "GFAUDIT_PUBKEY"
-
-
-def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "gfaudit" / "config.toml"
 
 
 _EMPTY_PASSWORD = (

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
 
-from gfaudit.bundle.methods import METHODS as _METHOD_TABLE
-from gfaudit.bundle.scoring import RULES
+from gfaudit.bundle.scoring import METHOD_RULES, RULES
 from gfaudit.errors import IntegrityError, UsageError
 
 __all__ = [
@@ -44,7 +43,7 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://gfaudit.dev/fingerprint-bundle/v1"
 REQUIRED_TENSORS = {"x": "uint8", "x_prime": "uint8", "y": "int64", "y_prime": "int64"}
 SCORING_RULES: tuple[str, ...] = tuple(RULES)  # the table is gfaudit.bundle.scoring.RULES
-METHODS: tuple[str, ...] = tuple(_METHOD_TABLE)  # the table is gfaudit.bundle.methods.METHODS
+METHODS: tuple[str, ...] = tuple(METHOD_RULES)  # the methods gfaudit.bundle.scoring names a rule for
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -124,7 +123,7 @@ def parse_input_spec(raw: dict) -> InputSpec:
 
 @dataclass(frozen=True)
 class NullModel:
-    """The older signed calibration (gfaudit/audit/null_model.py): ``hit_rate`` bounds how often an
+    """The older signed calibration (gfaudit/bundle/null_model.py): ``hit_rate`` bounds how often an
     independent model hits a pair, the K pairs taken as independent draws; ``false_accusation_rate``
     is the alpha the threshold aims at. Read for bundles signed with it; new bundles sign
     :class:`PopulationNullModel`."""
@@ -142,7 +141,7 @@ class NullModel:
         }
 
     def p_value(self, score: float, k: int) -> float:
-        from gfaudit.audit.null_model import p_value
+        from gfaudit.bundle.null_model import p_value
 
         return p_value(score, k, float(self.hit_rate))
 
@@ -159,7 +158,7 @@ class NullModel:
 
 @dataclass(frozen=True)
 class PopulationNullModel:
-    """A null model for a population of independent models (gfaudit/audit/null_model.py): the signed hit
+    """A null model for a population of independent models (gfaudit/bundle/null_model.py): the signed hit
     counts of the calibration models on the K pairs, fitted by a beta-binomial whose parameters carry
     their own uncertainty (a grid posterior under the signed prior); thresholds and p-values come from
     the predictive distribution of a new independent model's hits."""
@@ -189,13 +188,13 @@ class PopulationNullModel:
 
     @cached_property
     def pmf(self) -> list[float]:
-        from gfaudit.audit.null_model import beta_binomial_predictive
+        from gfaudit.bundle.null_model import beta_binomial_predictive
 
         lo, hi = (float(v) for v in self.kappa_range)
         return beta_binomial_predictive(list(self.calibration_hits), self.pairs, (lo, hi), self.grid)
 
     def p_value(self, score: float, k: int) -> float:
-        from gfaudit.audit.null_model import predictive_tail
+        from gfaudit.bundle.null_model import predictive_tail
 
         if k != self.pairs:
             raise IntegrityError(f"manifest: null model fitted on {self.pairs} pairs, the bundle has {k}")
@@ -203,7 +202,7 @@ class PopulationNullModel:
 
     @property
     def supported_p_value(self) -> float:
-        from gfaudit.audit.null_model import supported_p_value
+        from gfaudit.bundle.null_model import supported_p_value
 
         return supported_p_value(len(self.calibration_hits))
 

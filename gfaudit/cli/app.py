@@ -34,7 +34,7 @@ from gfaudit.cli.common import (
     err,
     info,
 )
-from gfaudit.errors import GfauditError, IntegrityError, UsageError
+from gfaudit.errors import GfauditError, UsageError
 from gfaudit.files import interrupt, outputs
 
 JOBS_HELP = (
@@ -156,40 +156,6 @@ def _jobs(value: int | None) -> int | None:
     return value
 
 
-def _load_npy(path: Path):
-    """A .npy array read through the bounded, regular-file-only reader (exit 2 on anything odd). The
-    header's shape must account for exactly the bytes that follow it: a header that claims 10^9
-    images in a small file is refused before anything is allocated."""
-    import io
-
-    import numpy as np
-
-    from gfaudit.files.safe_read import max_bundle_bytes, read_regular
-
-    data = read_regular(path, max_bundle_bytes(), ".npy array", UsageError)
-
-    def refuse(why: str) -> UsageError:
-        return UsageError(f"{path}: not a readable .npy array ({why})")
-
-    stream = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(stream)
-        header = np.lib.format.read_array_header_2_0 if version >= (2, 0) else np.lib.format.read_array_header_1_0
-        shape, fortran, dtype = header(stream)
-    except (OSError, ValueError, EOFError, SyntaxError, TypeError) as exc:
-        raise refuse(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__) from None
-    if dtype.hasobject:
-        raise refuse("object arrays are not allowed")
-    need = math.prod(shape) * dtype.itemsize
-    have = len(data) - stream.tell()
-    if need != have:
-        raise refuse(f"its header claims shape {list(shape)} of {dtype} ({need} bytes), the file holds {have}")
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise refuse(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__) from None
-
-
 # ---------------------------------------------------------------- keys and bundles
 
 
@@ -240,7 +206,7 @@ def bundle_create(
         "bundle create signs no null model.",
     ),
     rule: Rule | None = typer.Option(
-        None, help="Scoring rule (default: the method's, gfaudit.bundle.methods: ard for ganfinger)."
+        None, help="Scoring rule (default: the method's, gfaudit.bundle.scoring.METHOD_RULES: ard for ganfinger)."
     ),
     class_names: str | None = typer.Option(None, help="Comma-separated class names."),
     device: Device = typer.Option(Device.auto, help="Where the victim runs."),
@@ -265,7 +231,9 @@ def bundle_create(
 
     isolation.prestart()  # the victim's worker server starts while the arrays are read
     m, s = resolve(normalization.value, _floats(mean, "--mean"), _floats(std, "--std"))
-    arrays = [_load_npy(p) for p in (x, x_prime)]
+    from gfaudit.files.npy import read_npy
+
+    arrays = [read_npy(p) for p in (x, x_prime)]
     names = [n.strip() for n in class_names.split(",")] if class_names else None
     created = create(
         out,
@@ -305,7 +273,7 @@ def sign(
     threshold: float | None = typer.Option(None, help="Replace the signed threshold."),
 ):
     """Re-sign a bundle (key rotation, new threshold). The tensors are re-hashed from the file."""
-    from gfaudit.bundle import container as bundle_io, manifest as mf
+    from gfaudit.bundle import container as bundle_io, signing
     from gfaudit.bundle.keys import load_private, resolve_public
 
     _threshold(threshold)
@@ -313,53 +281,12 @@ def sign(
     writes = [outputs.file(bundle, "bundle"), outputs.file(bundle_io.sig_path(bundle), "signature file")]
     if unverified:
         outputs.guard(writes, [key, pubkey])
-        predicate: object = _peek_predicate(bundle)
-        data = bundle_io.read_data(bundle)
+        verifying_key = None
     else:
-        k, source = resolve_public(pubkey)
+        verifying_key, source = resolve_public(pubkey)
         outputs.guard(writes, [key, _key_file(source)])
-        _, predicate, data = bundle_io.verify_statement(bundle, k)
-    manifest = mf.parse(predicate).raw
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as st_load
-
-    try:
-        tensors = st_load(data)
-    except (SafetensorError, ValueError, TypeError) as exc:
-        raise IntegrityError(
-            f"{bundle}: not a readable safetensors file ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
-        ) from None
-    missing = [n for n in mf.REQUIRED_TENSORS if n not in tensors]
-    if missing:
-        raise IntegrityError(f"{bundle}: tensor(s) {', '.join(missing)} missing")
-    manifest["tensors"] = {n: bundle_io.tensor_entry(tensors[n]) for n in mf.REQUIRED_TENSORS}
-    if threshold is not None:
-        manifest["scoring"]["threshold"] = mf.decimal_string(threshold)
-    mf.parse(manifest)
-    bundle_io.write_signed(bundle, data, manifest, load_private(key))
+    signing.resign(bundle, load_private(key), verifying_key, threshold)
     info(f"re-signed {bundle} (envelope {bundle_io.sig_path(bundle)})")
-
-
-def _peek_predicate(bundle: Path) -> dict:
-    """Decode the signed payload WITHOUT verifying it; only for display or explicit --unverified use."""
-    import base64
-    import binascii
-
-    from gfaudit.bundle.container import parse_payload, read_envelope, sig_path
-    from gfaudit.bundle.manifest import parse_statement
-    from gfaudit.files import strict_json
-
-    env = strict_json.loads(read_envelope(bundle), f"{sig_path(bundle)}", IntegrityError)
-    try:
-        if not isinstance(env, dict):
-            raise TypeError
-        payload = base64.b64decode(env["payload"], validate=True)
-    except (KeyError, TypeError, ValueError, binascii.Error):
-        raise IntegrityError(f"{sig_path(bundle)}: not a readable DSSE envelope") from None
-    predicate = parse_statement(parse_payload(payload))[1]
-    if not isinstance(predicate, dict):
-        raise IntegrityError(f"{sig_path(bundle)}: the signed statement holds no manifest")
-    return predicate
 
 
 @app.command()
@@ -374,7 +301,9 @@ def inspect(
 ):
     """Show a bundle's manifest: method, threshold, input spec, provenance, perturbation."""
     if unverified:
-        manifest, status = _peek_predicate(bundle), "UNVERIFIED (signature not checked)"
+        from gfaudit.bundle.signing import peek_predicate
+
+        manifest, status = peek_predicate(bundle), "UNVERIFIED (signature not checked)"
         signer = "UNVERIFIED: the signature was not checked (--unverified)"
     else:
         from gfaudit.bundle.keys import keyid, resolve_public

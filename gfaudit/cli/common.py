@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from gfaudit.audit.onnx_model import DEVICES
-from gfaudit.bundle.methods import METHODS, TRAINER_METHODS
 from gfaudit.bundle.normalization import NORMALIZATIONS
-from gfaudit.bundle.scoring import RULES
+from gfaudit.bundle.scoring import METHOD_RULES, RULES
 from gfaudit.errors import GfauditError
 from gfaudit.files import interrupt
 
@@ -27,7 +26,6 @@ __all__ = [
     "Method",
     "Normalization",
     "Rule",
-    "TrainMethod",
     "app",
     "bundle_app",
     "choices",
@@ -60,13 +58,6 @@ if TYPE_CHECKING:  # what the type checker sees; at run time the enums come from
         ard = "ard"
         label_match = "label_match"
 
-    class TrainMethod(str, Enum):
-        ganfinger = "ganfinger"
-        ipguard = "ipguard"
-        conferae = "conferae"
-        metafinger = "metafinger"
-        deepfool = "deepfool"
-
     class Method(str, Enum):
         ganfinger = "ganfinger"
         ipguard = "ipguard"
@@ -79,8 +70,7 @@ else:
     Device = choices("Device", DEVICES)  # gfaudit.audit.onnx_model.DEVICES
     Normalization = choices("Normalization", NORMALIZATIONS)  # gfaudit.bundle.normalization.NORMALIZATIONS
     Rule = choices("Rule", RULES)  # gfaudit.bundle.scoring.RULES
-    TrainMethod = choices("TrainMethod", TRAINER_METHODS)  # gfaudit.bundle.methods (trainer=True)
-    Method = choices("Method", METHODS)  # gfaudit.bundle.methods: every method a bundle can name
+    Method = choices("Method", METHOD_RULES)  # gfaudit.bundle.scoring.METHOD_RULES: what bundle create packs
 
 
 app = typer.Typer(

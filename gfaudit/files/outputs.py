@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gfaudit.errors import UsageError
+from gfaudit.files.config import config_path
 from gfaudit.files.safe_read import file_kind
 
 __all__ = ["Output", "OutputRefused", "file", "folder", "guard", "is_private_key"]
@@ -146,8 +147,6 @@ def _same(a: Path, b: Path) -> bool:
 
 def guard(outputs: Iterable[Output | None], inputs: Iterable[PathLike | None] = ()) -> None:
     """Refuse (UsageError, exit 2) any output that would destroy an input or is not a plain file; see module doc."""
-    from gfaudit.bundle.keys import config_path
-
     outs = [o for o in outputs if o is not None]
     ins = [Path(i) for i in inputs if i is not None and str(i) != ""]
     config = config_path()

@@ -5,7 +5,7 @@ them, because selection filtered the candidates on the validation negatives (the
 0 by construction). The threshold comes from the calibration negatives (and reference models in
 the calibration role), which neither the GAN nor the selection ever saw: their hit counts on the
 K pairs are fitted by the population null model (a beta-binomial with parameter uncertainty,
-gfaudit/audit/null_model.py, which the auditor also uses for each suspect's p-value), and the threshold
+gfaudit/bundle/null_model.py, which the auditor also uses for each suspect's p-value), and the threshold
 is the smallest score a new independent model reaches with predictive probability <= alpha. A
 leave-one-out check (each calibration model scored against the threshold fitted without it) is
 signed beside it. A preset without calibration negatives falls back to the older rule: between

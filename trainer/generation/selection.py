@@ -99,7 +99,7 @@ class ModelScore:
     ard: float
     p_ori: float
     p_conf: float
-    hits: int  # pairs it hit, as the null model counts them (gfaudit.audit.null_model)
+    hits: int  # pairs it hit, as the null model counts them (gfaudit.bundle.null_model)
 
     def to_json(self) -> dict:
         return {
@@ -296,7 +296,7 @@ def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> l
         )
         hit_rate = (
             s.p_conf if rule == "ard" else s.match_rate
-        )  # what a pirate does on one pair (gfaudit.audit.null_model)
+        )  # what a pirate does on one pair (gfaudit.bundle.null_model)
         rows.append(
             ModelScore(
                 m.to_json(),

@@ -9,11 +9,11 @@ build resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gfaudit.files.atomic import write_text_atomic
 from gfaudit_trainer.library import attacks
 from gfaudit_trainer.library.attacks import Scale
 from gfaudit_trainer.models import zoo
@@ -91,9 +91,7 @@ SCALES: dict[str, LibraryScale] = {
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gfaudit.errors import UsageError
+from gfaudit.files.atomic import atomic_path
 from gfaudit_trainer.progress import log
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -101,10 +102,8 @@ def load_split(data: str | os.PathLike | None, split: str, cache_dir: Path, per_
     if per_class is not None and len(y) > per_class * len(classes):
         keep = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(len(classes))])
         x, y = x[keep], y[keep]
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, images=x, labels=y, classes=np.asarray(classes))
-    os.replace(tmp, cache)
+    with atomic_path(cache) as tmp:
+        np.savez(tmp, images=x, labels=y, classes=np.asarray(classes))
     return Split(torch.from_numpy(x), torch.from_numpy(y), classes)
 
 

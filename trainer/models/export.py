@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from gfaudit.errors import SuspectError
+from gfaudit.files.atomic import atomic_path
 
 
 def export(
@@ -19,12 +18,9 @@ def export(
 ) -> Path:
     """Write ``out`` atomically; raise if onnxruntime's labels or logits differ from torch's."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu").to(memory_format=torch.contiguous_format)
     example = torch.rand(2, *shape)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -39,11 +35,6 @@ def export(
             )
         if check:
             parity(model, tmp, shape=shape, atol=atol)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from gfaudit.files.atomic import atomic_path, write_text_atomic
 from gfaudit_trainer.models import zoo
 from gfaudit_trainer.models.data import Split
 from gfaudit_trainer.models.training import FitConfig, fidelity, fit, predict
@@ -102,12 +102,9 @@ def model_name(role: str, split: str, index: int, arch: str, cfg: FitConfig, dat
 
 
 def save_model(model: nn.Module, path: Path, meta: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
-    meta_tmp = path.with_suffix(".json.tmp")
-    meta_tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(meta_tmp, path.with_suffix(".json"))
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=2))
 
 
 def load_model(arch: str, path: Path, mean, std, num_classes: int) -> nn.Module:

@@ -9,7 +9,6 @@ Training checkpoints every epoch, so a killed run resumes from the last finished
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gfaudit.audit.onnx_model import DeviceError
+from gfaudit.files.atomic import atomic_path
 from gfaudit_trainer.models import recipes
 from gfaudit_trainer.progress import bar, log
 
@@ -239,9 +239,8 @@ def fit(
             }
             if lookahead is not None:
                 state["lookahead"] = lookahead.ema
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, checkpoint)
+            with atomic_path(checkpoint, mode=0o600) as tmp:
+                torch.save(state, tmp)
     model.eval()
     return model
 

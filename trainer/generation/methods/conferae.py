@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gfaudit_trainer.generation.methods.common.ops import (
+from gfaudit_trainer.generation.methods.shared.ops import (
     batches as _batches,
     mean_prob as _mean_prob,
     pgd as _pgd,
     runner_up as _runner_up,
 )
-from gfaudit_trainer.generation.methods.common.ranked import RankedMethod
+from gfaudit_trainer.generation.methods.shared.ranked import RankedMethod
 from gfaudit_trainer.models.training import to_float
 
 __all__ = ["ConferAE", "conferae"]
@@ -50,3 +50,6 @@ class ConferAE(RankedMethod):
 
     def perturb(self, victim, positives, negatives, seeds_u8, device, steps):
         return conferae(victim, positives, negatives, seeds_u8, device, steps=steps)
+
+
+METHOD = ConferAE()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from gfaudit_trainer.generation.methods.common.ops import batches as _batches
-from gfaudit_trainer.generation.methods.common.ranked import RankedMethod
+from gfaudit_trainer.generation.methods.shared.ops import batches as _batches
+from gfaudit_trainer.generation.methods.shared.ranked import RankedMethod
 from gfaudit_trainer.models.training import to_float
 
 __all__ = ["DeepFool", "deepfool"]
@@ -61,3 +61,6 @@ class DeepFool(RankedMethod):
 
     def perturb(self, victim, positives, negatives, seeds_u8, device, steps):
         return deepfool(victim, positives, negatives, seeds_u8, device, steps=steps)
+
+
+METHOD = DeepFool()

@@ -12,7 +12,7 @@ import time
 import torch
 
 from gfaudit_trainer.generation import gan, selection
-from gfaudit_trainer.generation.methods.common.base import Candidates, Method
+from gfaudit_trainer.generation.methods.shared.base import Candidates, Method
 from gfaudit_trainer.models.context import Context, runner_up_of, seed_images, seed_indices
 from gfaudit_trainer.models.data import Split
 from gfaudit_trainer.models.pools import Pools
@@ -43,6 +43,7 @@ def gan_candidates(ctx: Context, pools: Pools, preset: Preset) -> tuple[Split, t
 
 class GanFinger(Method):
     name = "ganfinger"
+    rule = "ard"  # P_conf - P_ori (paper eqs. 7-9; gfaudit.bundle.scoring.ard)
 
     def candidates(self, ctx: Context, pools: Pools, preset: Preset) -> Candidates:
         start = time.perf_counter()
@@ -97,3 +98,6 @@ class RefreshedGanFinger(GanFinger):
             provenance=self.record,
             private={"seed_indices": self.seed_idx},
         )
+
+
+METHOD = GanFinger()

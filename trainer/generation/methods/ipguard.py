@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gfaudit_trainer.generation.methods.common.ops import batches as _batches
-from gfaudit_trainer.generation.methods.common.ranked import RankedMethod
+from gfaudit_trainer.generation.methods.shared.ops import batches as _batches
+from gfaudit_trainer.generation.methods.shared.ranked import RankedMethod
 from gfaudit_trainer.models.training import to_float
 
 __all__ = ["IPGuard", "ipguard"]
@@ -47,3 +47,6 @@ class IPGuard(RankedMethod):
 
     def perturb(self, victim, positives, negatives, seeds_u8, device, steps):
         return ipguard(victim, positives, negatives, seeds_u8, device, steps=steps)
+
+
+METHOD = IPGuard()

@@ -13,13 +13,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gfaudit_trainer.generation.methods.common.ops import (
+from gfaudit_trainer.generation.methods.shared.ops import (
     batches as _batches,
     mean_prob as _mean_prob,
     pgd as _pgd,
     runner_up as _runner_up,
 )
-from gfaudit_trainer.generation.methods.common.ranked import RankedMethod
+from gfaudit_trainer.generation.methods.shared.ranked import RankedMethod
 from gfaudit_trainer.models.training import to_float
 
 __all__ = ["MetaFinger", "metafinger"]
@@ -68,3 +68,6 @@ class MetaFinger(RankedMethod):
 
     def perturb(self, victim, positives, negatives, seeds_u8, device, steps):
         return metafinger(victim, positives, negatives, seeds_u8, device, steps=steps)
+
+
+METHOD = MetaFinger()

@@ -3,8 +3,8 @@
 A method makes candidate pairs (x, x') from the context's seed images and the pools' training
 models (``candidates``), then keeps K of them (``select``). What follows is the same for every
 method and lives in ``pipeline.select_and_calibrate``: calibrate the threshold on the calibration
-negatives (trainer/generation/calibration.py), then sign the bundle with the method's scoring rule, which the
-auditor's torch-free table ``gfaudit.bundle.methods`` declares.
+negatives (trainer/generation/calibration.py), then sign the bundle with the method's scoring rule
+(``Method.rule``), which the auditor reads from the bundle.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gfaudit.bundle import methods as method_table
 from gfaudit_trainer.generation import selection
 from gfaudit_trainer.models.context import Context
 from gfaudit_trainer.models.pools import Pools
@@ -65,15 +64,12 @@ class Fingerprint:
 
 
 class Method(ABC):
-    """One fingerprint method. Subclasses set ``name`` (a key of ``gfaudit.bundle.methods.METHODS``) and
+    """One fingerprint method. Subclasses set ``name`` (their module's name), ``rule`` if not label matching, and
     implement ``candidates`` and ``select``; ``fingerprint`` runs the two and times them."""
 
     name: str
 
-    @property
-    def rule(self) -> str:
-        """The scoring rule its bundles are signed with, from the auditor's table (one place)."""
-        return method_table.rule_for(self.name)
+    rule: str = "label_match"  # the scoring rule its bundles are signed with (gfaudit.bundle.scoring.RULES)
 
     @abstractmethod
     def candidates(self, ctx: Context, pools: Pools, preset: Preset) -> Candidates:

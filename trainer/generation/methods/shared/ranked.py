@@ -3,7 +3,7 @@
 Every baseline runs on the first ``preset.baseline_seeds`` of the seed images, against the victim and
 the pools' training models, for its own number of iterations scaled by ``preset.baseline_effort``;
 selection keeps pairs the victim gets right on x and labels differently on x', best score first
-(``selection.select_ranked``). All are scored by the label matching rate (``gfaudit.bundle.methods``).
+(``selection.select_ranked``). All are scored by the label matching rate (``Method.rule``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from gfaudit_trainer.generation import selection
 from gfaudit_trainer.generation.gan import to_uint8
-from gfaudit_trainer.generation.methods.common.base import Candidates, Method
+from gfaudit_trainer.generation.methods.shared.base import Candidates, Method
 from gfaudit_trainer.models.context import Context, seed_images
 from gfaudit_trainer.models.pools import Pools
 from gfaudit_trainer.presets import Preset
