@@ -248,7 +248,7 @@ def _gen_seconds(b) -> float:
 
 
 def _mean_fidelity(lib_doc, fid, family: str) -> str:
-    vals = [fid[Path(m["path"]).name] for m in lib_doc["models"] if m["family"] == family]
+    vals = [fid[Path(m.path).name] for m in lib_doc.models if m.family == family]
     return f"{sum(vals) / len(vals):.1%}" if vals else "-"
 
 
@@ -256,7 +256,7 @@ def render(
     args, ctx, preset, pools, pool_seconds, lib_doc, results, ablation, check_time, figure, total, fid, errs
 ) -> str:
     g_time = _gen_seconds(results["ganfinger"][0]) if "ganfinger" in results else None
-    pirated = sum(m["label"] == "pirated" for m in lib_doc["models"])
+    pirated = sum(m.label == "pirated" for m in lib_doc.models)
     lines = [
         "# Benchmark: GanFinger and four baselines on one suspect library",
         "",
@@ -269,7 +269,7 @@ def render(
         f"- Pools (preset `{preset.name}`): "
         + ", ".join(f"{m['role']}/{m['split']} {m['arch']} {m['accuracy']:.1%}" for m in pools.summary())
         + ".",
-        f"- Library: {pirated} pirated and {len(lib_doc['models']) - pirated} unrelated suspects, trained on D_a "
+        f"- Library: {pirated} pirated and {len(lib_doc.models) - pirated} unrelated suspects, trained on D_a "
         f"({len(ctx.d_a)} images no pool model saw); per-model table in the appendix.",
         f"- Fidelity (test images labelled like the victim): label-extraction students "
         f"{_mean_fidelity(lib_doc, fid, 'extract-label')}, probability-extraction students "

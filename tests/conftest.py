@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,37 @@ def copy_bundle(tmp_path, signed_bundle):
 
 
 __all__ = ["np", "onnx_factory"]
+
+
+@dataclass(frozen=True)
+class TinyTrain:
+    """One ``gfaudit train --preset tiny`` run on the shared victim, shared by every test that needs a
+    trained bundle: its output, the generator beside it, the summary on stdout and its cache."""
+
+    folder: Path
+    bundle: Path
+    summary: dict
+    stderr: str
+    cache: Path
+
+    def common_args(self, keypair) -> list:
+        """The options a follow-up ``train`` or ``refresh`` repeats to reuse this run's data and pools."""
+        return ["--victim", SHARED_VICTIM, "--data", SHARED_DATA, "--device", "cpu", "--key", keypair[0]] + [
+            "--cache",
+            self.cache,
+        ]
+
+
+@pytest.fixture(scope="session")
+def tiny_train(tmp_path_factory, keypair) -> TinyTrain:
+    """The tiny preset end to end, once per session (about a minute on 2 CPU cores)."""
+    if not (SHARED_VICTIM.is_file() and SHARED_DATA.is_dir()):
+        pytest.skip(f"{SHARED} not found: the shared victim and data are needed to train")
+    pytest.importorskip("torch", reason="the trainer needs torch (pip install 'gfaudit[train]')")
+    d = tmp_path_factory.mktemp("tiny-train")
+    out = d / "fp.safetensors"
+    run = TinyTrain(d, out, {}, "", d / "cache")
+    args = ["train", "--arch", "resnet20", "--preset", "tiny", "-o", out, *run.common_args(keypair)]
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    return TinyTrain(d, out, json.loads(r.stdout), r.stderr, run.cache)

@@ -175,11 +175,11 @@ def test_library_is_disjoint_from_pools(ctx, tmp_path, monkeypatch):
         for split in ("train", "val")
         for i in range(40)
     }
-    assert all(m["seed"] not in pool_seeds for m in doc["models"])
-    assert all((tmp_path / m["path"]).is_file() for m in doc["models"])
+    assert all(m.seed not in pool_seeds for m in doc.models)
+    assert all((tmp_path / m.path).is_file() for m in doc.models)
     # Resume: a second build trains nothing and returns the same entries.
     monkeypatch.setattr(library, "export", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
-    assert library.build(ctx, "tiny", tmp_path)["models"] == doc["models"]
+    assert library.build(ctx, "tiny", tmp_path).models == doc.models
 
 
 def test_library_seed_does_not_depend_on_only(tmp_path):

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from gfaudit.audit import null_model as null
+from gfaudit.bundle import null_model as null
 
 
 @pytest.mark.parametrize("n,q", [(10, 0.3), (100, 0.05), (100, 0.5), (37, 0.9)])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gfaudit.audit import null_model as null
+from gfaudit.bundle import null_model as null
 
 
 def test_beta_binomial_pmf_matches_known_cases():

@@ -172,7 +172,7 @@ def test_verify_reports_integrity(cli, copy_bundle, keypair, other_keypair):
 
 
 def test_signed_null_model_gives_each_suspect_a_p_value(cli, copy_bundle, victim_onnx, keypair):
-    from gfaudit.audit import null_model as calibration
+    from gfaudit.bundle import null_model as calibration
 
     plain = _check(cli, copy_bundle("plain.safetensors"), victim_onnx, keypair[1])
     assert json.loads(plain.stdout)["suspects"][0]["p_value"] is None  # signed without calibration: no p-value
@@ -228,7 +228,7 @@ def test_signed_but_unacceptable_population_null_model(cli, copy_bundle, victim_
 
 def test_population_null_model_p_value_and_its_support(cli, copy_bundle, victim_onnx, keypair):
     """The auditor's p-value is the signed beta-binomial's predictive tail; one below 1/(n+1) is starred."""
-    from gfaudit.audit import null_model as calibration
+    from gfaudit.bundle import null_model as calibration
 
     path = copy_bundle()
     k = json.loads(_check(cli, path, victim_onnx, keypair[1]).stdout)["bundle"]["k"]

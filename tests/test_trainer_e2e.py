@@ -6,38 +6,18 @@ import json
 
 import pytest
 
-from gfaudit.audit import null_model as null
+from gfaudit.bundle import null_model as null
 
-from conftest import REPO, SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
+from conftest import REPO, needs_shared, needs_torch
 
 pytestmark = needs_torch()
 
 
 @needs_shared()
-def test_tiny_train_verify_check(cli, tmp_path, keypair):
-    out = tmp_path / "fp.safetensors"
-    r = cli(
-        "train",
-        "--victim",
-        SHARED_VICTIM,
-        "--arch",
-        "resnet20",
-        "--data",
-        SHARED_DATA,
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
-        "--key",
-        keypair[0],
-        "-o",
-        out,
-        "--cache",
-        tmp_path / "cache",
-    )
-    assert r.exit_code == 0, r.output
-    summary = json.loads(r.stdout)
-    assert out.is_file() and (tmp_path / "fp.safetensors.sig").is_file() and (tmp_path / "fp.png").is_file()
+def test_tiny_train_verify_check(cli, tmp_path, keypair, tiny_train):
+    out, summary = tiny_train.bundle, tiny_train.summary
+    folder = tiny_train.folder
+    assert out.is_file() and (folder / "fp.safetensors.sig").is_file() and (folder / "fp.png").is_file()
     victim_onnx = summary["victim_onnx"]
     v = cli("verify", out, "--pubkey", keypair[1], "--victim", victim_onnx, "--format", "json")
     assert v.exit_code == 0, v.output
@@ -80,22 +60,13 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair):
     # A second run reuses every cached pool model (no training, same pools).
     r2 = cli(
         "train",
-        "--victim",
-        SHARED_VICTIM,
         "--arch",
         "resnet20",
-        "--data",
-        SHARED_DATA,
         "--preset",
         "tiny",
-        "--device",
-        "cpu",
-        "--key",
-        keypair[0],
         "-o",
         tmp_path / "fp2.safetensors",
-        "--cache",
-        tmp_path / "cache",
+        *tiny_train.common_args(keypair),
         "--false-accusation",
         "0.25",
     )

@@ -28,14 +28,8 @@ def _run(*args):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, keypair):
-    if not VICTIM.is_file():
-        pytest.skip(f"{VICTIM} not found")
-    d = tmp_path_factory.mktemp("refresh")
-    common = ["--victim", VICTIM, "--data", DATA, "--device", "cpu", "--key", keypair[0], "--cache", d / "cache"]
-    r = _run("train", "--arch", "resnet20", "--preset", "tiny", "-o", d / "fp.safetensors", *common)
-    assert r.exit_code == 0, r.output
-    summary = json.loads(r.stdout)
+def trained(tiny_train, keypair):
+    d, summary, common = tiny_train.folder, tiny_train.summary, tiny_train.common_args(keypair)
     refreshed = []
     for i in (1, 2):
         out = d / f"r{i}.safetensors"

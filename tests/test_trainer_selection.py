@@ -88,7 +88,7 @@ def test_false_accusation_floor_bounds_a_binomial_follower():
 
     rng = np.random.default_rng(0)
     for q in (0.1, 0.3, 0.5):
-        floor = false_accusation_floor(q, 100, alpha=0.01)
+        floor = false_accusation_floor(q, 100, false_accusation_rate=0.01)
         assert q < floor < q + 0.2
         draws = rng.binomial(100, q, size=20000) / 100
         assert (draws >= floor).mean() < 0.02

@@ -158,7 +158,7 @@ def train(
         "beta": beta,
         "gamma": gamma,
         "eps": eps,
-        "false_accusation_alpha": false_accusation,
+        "false_accusation_rate": false_accusation,
     }
     summary = pipeline.run(
         victim=str(victim),
@@ -327,4 +327,4 @@ def library_build(
         executor=runner,
         resources=executors.default_resources(ctx.device, task_cpus, task_gpus),
     )
-    info(f"wrote {out / 'library.json'} with {len(doc['models'])} models")
+    info(f"wrote {out / 'library.json'} with {len(doc.models)} models")

@@ -13,6 +13,13 @@ from dataclasses import asdict, dataclass, field, replace
 
 @dataclass(frozen=True)
 class GanConfig:
+    """The GAN's training, in the paper's symbols (section 3, eqs. 1-6): ``eps`` is epsilon, the L-inf
+    bound of every fingerprint perturbation; ``eta``, ``alpha``, ``beta``, ``gamma`` are the weights
+    eta, alpha, beta, gamma of L_ADV, L_GAN, L_hinge and L_conf; ``c`` is the hinge's L2 bound c;
+    ``kappa`` the C&W margin kappa. One meaning per name across the project (docs/design.md,
+    "Names"): the false-accusation rate is ``false_accusation_rate``, never alpha; K, the number of
+    pairs, is ``k``; a ``threshold`` is always the signed decision threshold tau on a score."""
+
     epochs: int = 30
     batch_size: int = 64
     lr_g: float = 2e-3
@@ -71,12 +78,12 @@ class Preset:
     negative: PoolConfig
     gan: GanConfig
     seeds: int  # candidate images x the GAN trains on and the selection draws from
-    k: int = 100
+    k: int = 100  # K: fingerprint pairs per bundle
     baseline_seeds: int = 400  # the baselines optimise each pair from scratch: they get the first N seeds
     baseline_effort: float = 1.0  # share of each baseline's default iterations (below 1 only for tests)
     pos_agree: float = 0.9  # share of positive validation models that must give the victim's x' label
     x_agreement: bool = True  # every positive model must label x like the victim (keeps pirates' P_ori near 0)
-    false_accusation_alpha: float = 1e-3  # the threshold keeps an unrelated model's chance of being flagged below this
+    false_accusation_rate: float = 1e-3  # the threshold keeps an unrelated model's chance of being flagged below this
     max_cosine: float = (
         1.0  # selection skips a pair whose perturbation has a cosine above this with a chosen one of its target
     )

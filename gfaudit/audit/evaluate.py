@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gfaudit.audit import metrics
@@ -32,7 +32,59 @@ FPRS = (0.0, 0.01)
 
 
 @dataclass(frozen=True)
+class LibraryEntry:
+    """One model of a library.json, as the trainer writes it (``gfaudit library build``) and
+    ``evaluate`` reads it. ``path`` is relative to the library folder; ``attack`` defaults to the
+    label and ``family`` to the attack; the rest is what the builder recorded."""
+
+    path: str
+    label: str  # "pirated" or "unrelated"
+    attack: str
+    family: str
+    arch: str | None = None
+    accuracy: float | None = None
+    seed: int | None = None
+    hyper: dict = field(default_factory=dict, compare=True, hash=False)
+    seconds: float | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path,
+            "label": self.label,
+            "attack": self.attack,
+            "family": self.family,
+            "arch": self.arch,
+            "accuracy": self.accuracy,
+            "seed": self.seed,
+            "hyper": self.hyper,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_json(cls, raw: object, where: str) -> LibraryEntry:
+        """UsageError naming ``where`` for anything but a string path and a known label."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("path"), str) or raw.get("label") not in LABELS:
+            raise UsageError(f"{where} needs a string path and a label of pirated or unrelated")
+        attack = str(raw.get("attack") or raw["label"])
+        arch, seed, seconds = raw.get("arch"), raw.get("seed"), raw.get("seconds")
+        hyper = raw.get("hyper")
+        return cls(
+            raw["path"],
+            raw["label"],
+            attack,
+            str(raw.get("family") or attack),
+            None if arch is None else str(arch),
+            _accuracy(raw.get("accuracy"), where),
+            seed if type(seed) is int else None,
+            hyper if isinstance(hyper, dict) else {},
+            float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None,
+        )
+
+
+@dataclass(frozen=True)
 class LibraryModel:
+    """A library entry resolved for scoring: its ONNX file, checked to lie inside the library folder."""
+
     path: Path
     label: str
     attack: str
@@ -78,23 +130,11 @@ def load_library(path: str | Path) -> list[LibraryModel]:
     if not isinstance(models, list) or not models:
         raise UsageError(f'{path}: expected {{"models": [...]}} with at least one model')
     out = []
-    for i, m in enumerate(models):
-        if not isinstance(m, dict) or not isinstance(m.get("path"), str) or m.get("label") not in LABELS:
-            raise UsageError(f"{path}: models[{i}] needs a string path and a label of pirated or unrelated")
+    for i, raw in enumerate(models):
         where = f"{path}: models[{i}]"
-        target = contained(path.parent, m["path"], where)
-        attack = str(m.get("attack") or m["label"])
-        arch = m.get("arch")
-        out.append(
-            LibraryModel(
-                target,
-                m["label"],
-                attack,
-                None if arch is None else str(arch),
-                _accuracy(m.get("accuracy"), where),
-                str(m.get("family") or attack),
-            )
-        )
+        e = LibraryEntry.from_json(raw, where)
+        target = contained(path.parent, e.path, where)
+        out.append(LibraryModel(target, e.label, e.attack, e.arch, e.accuracy, e.family))
     return out
 
 

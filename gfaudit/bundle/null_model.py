@@ -14,7 +14,7 @@ are fitted with a beta-binomial whose parameters carry their own uncertainty (se
 comment above :func:`beta_binomial_predictive`); with the predictive pmf p(j) of a new independent
 model's hits,
 
-    threshold  = the smallest j/K with P[H_new >= j] <= alpha (the false-accusation rate aimed at),
+    threshold  = the smallest j/K with P[H_new >= j] <= false_accusation_rate (the rate aimed at),
     p-value    = P[H_new >= ceil(score * K)] for a suspect's score.
 
 n calibration models can show, without a model, no p-value below 1/(n + 1)
@@ -94,10 +94,10 @@ def hit_rate_bound(hits_per_model: list[int], n: int, delta: float = 0.05) -> fl
     return max(clopper_pearson_upper(h, n, per_model) for h in hits_per_model)
 
 
-def threshold_for(q: float, n: int, alpha: float) -> float:
-    """The smallest score j/n that a Binomial(n, q) hit count reaches with probability <= alpha."""
+def threshold_for(q: float, n: int, false_accusation_rate: float) -> float:
+    """The smallest score j/n that a Binomial(n, q) hit count reaches with probability <= false_accusation_rate."""
     for j in range(0, n + 1):
-        if binomial_tail(n, q, j) <= alpha:
+        if binomial_tail(n, q, j) <= false_accusation_rate:
             return j / n
     return 1.0 + 1.0 / max(n, 1)  # unreachable: no score is rare enough
 
@@ -119,7 +119,7 @@ def p_value(score: float, n: int, q: float) -> float:
 # posterior under a flat prior on mu in (0, 1) and on log kappa in [log KAPPA_MIN, log KAPPA_MAX]
 # weighs every (mu, kappa) by the likelihood of h_1..h_n. The predictive distribution of a NEW
 # independent model's hits is the posterior-weighted mixture of beta-binomials; the threshold is the
-# smallest j/K whose predictive tail P[H_new >= j] <= alpha, and a suspect's p-value is that tail at
+# smallest j/K whose predictive tail P[H_new >= j] <= false_accusation_rate, and a suspect's p-value is that tail at
 # its own score. The assumption (stated in every report): the calibration models are exchangeable
 # with the independent models a suspect could be, i.e. drawn from the same population.
 # ---------------------------------------------------------------------------------------------
@@ -182,11 +182,11 @@ def predictive_tail(pmf: list[float], j: int) -> float:
     return min(1.0, float(sum(pmf[j:])))
 
 
-def predictive_threshold(pmf: list[float], alpha: float) -> float:
-    """The smallest score j/K whose predictive tail is <= alpha (above 1: no score is rare enough)."""
+def predictive_threshold(pmf: list[float], false_accusation_rate: float) -> float:
+    """The smallest score j/K whose predictive tail is <= false_accusation_rate (above 1: no score is rare enough)."""
     k = len(pmf) - 1
     for j in range(k + 1):
-        if predictive_tail(pmf, j) <= alpha:
+        if predictive_tail(pmf, j) <= false_accusation_rate:
             return j / k
     return 1.0 + 1.0 / max(k, 1)
 
@@ -198,13 +198,13 @@ def supported_p_value(n_models: int) -> float:
     return 1.0 / (n_models + 1)
 
 
-def leave_one_out(hits: list[int], k: int, alpha: float) -> list[dict]:
+def leave_one_out(hits: list[int], k: int, false_accusation_rate: float) -> list[dict]:
     """For each calibration model: its score against the threshold fitted without it. A model at
     or above its left-out threshold is one the null model would have falsely accused."""
     rows = []
     for i, h in enumerate(hits):
         rest = hits[:i] + hits[i + 1 :]
-        thr = predictive_threshold(beta_binomial_predictive(rest, k), alpha) if rest else 1.0 + 1.0 / k
+        thr = predictive_threshold(beta_binomial_predictive(rest, k), false_accusation_rate) if rest else 1.0 + 1.0 / k
         rows.append(
             {"index": i, "hits": h, "score": h / k, "threshold_without_it": round(thr, 4), "flagged": h / k >= thr}
         )

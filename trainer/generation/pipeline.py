@@ -226,7 +226,7 @@ def select_and_calibrate(
         raise NoFingerprints(f"{m.name}: no fingerprint pair passed selection; train longer or raise --eps")
     if sel.stats.selected < preset.k:
         log(f"warning: only {sel.stats.selected} of K={preset.k} pairs passed selection")
-    cal = calibration.calibrate(ctx.victim, pools, sel, m.rule, preset.false_accusation_alpha, ctx.device)
+    cal = calibration.calibrate(ctx.victim, pools, sel, m.rule, preset.false_accusation_rate, ctx.device)
     y_prime = predict(ctx.victim, sel.x_prime, ctx.device).numpy()
     part = {
         **fp.provenance,

@@ -96,7 +96,7 @@ def run(
     ledger = gen.Ledger.read(loaded.files.ledger, loaded.weights_sha256)
     arch = arch or config.get("victim_arch")
     overrides = dict(config.get("preset_overrides") or {})
-    overrides.update({k_: v for k_, v in {"k": k, "false_accusation_alpha": false_accusation}.items() if v is not None})
+    overrides.update({k_: v for k_, v in {"k": k, "false_accusation_rate": false_accusation}.items() if v is not None})
     try:
         preset = presets.get(config["preset"], **overrides)
     except (KeyError, TypeError) as exc:

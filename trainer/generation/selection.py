@@ -310,20 +310,20 @@ def model_scores(models, sel: Selection, victim, device, rule: str = "ard") -> l
     return rows
 
 
-def false_accusation_floor(follow_rate: float, k: int, alpha: float = 1e-3) -> float:
+def false_accusation_floor(follow_rate: float, k: int, false_accusation_rate: float = 1e-3) -> float:
     """The smallest score j/K that an unrelated model following each of K pairs independently with
-    probability ``follow_rate`` reaches with probability at most alpha (exact binomial tail).
+    probability ``follow_rate`` reaches with probability at most false_accusation_rate (exact binomial tail).
 
     Selection filters pairs on the validation negatives, so their ARD on the selected pairs is near 0
     by construction and says little about unseen unrelated models. Their follow rate *before*
     selection does not have that bias; a threshold at or above this floor keeps such a model's
-    chance of being called derived below alpha."""
+    chance of being called derived below false_accusation_rate."""
     k = max(int(k), 1)
     q = min(max(follow_rate, 0.0), 1.0)
     tail = 0.0
     for j in range(k, -1, -1):  # tail = P(X >= j), growing as j falls
         tail += math.comb(k, j) * q**j * (1 - q) ** (k - j)
-        if tail > alpha:
+        if tail > false_accusation_rate:
             return (j + 1) / k
     return 0.0
 

@@ -138,7 +138,7 @@ def extract(ctx, scale: Scale, seed: int, *, arch: str, soft: bool) -> nn.Module
     return model.model
 
 
-def fgsm_perturb(eps: float):
+def fgsm_perturb(fgsm_bound: float):
     """FGSM on the current model, used inside training (adversarial training)."""
 
     def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -150,7 +150,7 @@ def fgsm_perturb(eps: float):
             else F.kl_div(F.log_softmax(model(x), 1), y, reduction="batchmean")
         )
         (grad,) = torch.autograd.grad(loss, x)
-        adv = (x + eps * grad.sign()).clamp(0, 1).detach()
+        adv = (x + fgsm_bound * grad.sign()).clamp(0, 1).detach()
         # Half clean, half adversarial: the usual mix that keeps clean accuracy.
         half = len(x) // 2
         return torch.cat([x.detach()[:half], adv[half:]])
@@ -158,7 +158,7 @@ def fgsm_perturb(eps: float):
     return perturb
 
 
-def adversarial(ctx, scale: Scale, seed: int, *, arch: str, eps: float = 8 / 255) -> nn.Module:
+def adversarial(ctx, scale: Scale, seed: int, *, arch: str, fgsm_bound: float = 8 / 255) -> nn.Module:
     """Label extraction, then FGSM adversarial training on the attacker data (paper: two rounds)."""
     data = _attacker_data(ctx, scale, seed)
     targets = predict(ctx.victim, data.images, ctx.device)
@@ -177,7 +177,7 @@ def adversarial(ctx, scale: Scale, seed: int, *, arch: str, eps: float = 8 / 255
         targets,
         FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed + 1),
         ctx.device,
-        perturb=fgsm_perturb(eps),
+        perturb=fgsm_perturb(fgsm_bound),
         desc=f"adv-train-{arch}",
     )
     return model.model
@@ -216,7 +216,7 @@ def weight_noise(ctx, scale: Scale, seed: int, *, sigma: float) -> nn.Module:
     return model.eval()
 
 
-def adversarial_finetune(ctx, scale: Scale, seed: int, *, eps: float = 8 / 255) -> nn.Module:
+def adversarial_finetune(ctx, scale: Scale, seed: int, *, fgsm_bound: float = 8 / 255) -> nn.Module:
     """The victim fine-tuned with FGSM adversarial training on the attacker's labelled data: the
     removal attack that most changes how a copy labels adversarial inputs."""
     torch.manual_seed(seed)
@@ -228,7 +228,7 @@ def adversarial_finetune(ctx, scale: Scale, seed: int, *, eps: float = 8 / 255) 
         data.labels,
         FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed),
         ctx.device,
-        perturb=fgsm_perturb(eps),
+        perturb=fgsm_perturb(fgsm_bound),
         desc="adv-finetune",
     )
     return model.model

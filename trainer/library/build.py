@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gfaudit.audit.evaluate import LibraryEntry
 from gfaudit.files.atomic import write_text_atomic
 from gfaudit_trainer.library import attacks
 from gfaudit_trainer.library.attacks import Scale
@@ -144,7 +145,27 @@ def is_cached(job: LibraryJob) -> bool:
     return job.meta_path.is_file() and job.onnx_path.is_file()
 
 
-def build_one(job: LibraryJob, ctx) -> dict:
+@dataclass(frozen=True)
+class Library:
+    """What ``library build`` wrote: the entries (in the registry's order) and how they were made."""
+
+    models: tuple[LibraryEntry, ...]
+    victim_sha256: str
+    preset: str
+    scale: dict
+    independence: dict
+
+    def to_json(self) -> dict:
+        return {
+            "models": [m.to_json() for m in self.models],
+            "victim_sha256": self.victim_sha256,
+            "preset": self.preset,
+            "scale": self.scale,
+            "independence": self.independence,
+        }
+
+
+def build_one(job: LibraryJob, ctx) -> LibraryEntry:
     """Train and export one suspect, then record its entry (the task every executor runs)."""
     lib = SCALES[job.preset]
     recipe = attacks.registry(**lib.registry_kwargs)[job.name]
@@ -153,45 +174,41 @@ def build_one(job: LibraryJob, ctx) -> dict:
     bare = recipe.run(ctx, lib.scale, job.seed).cpu().eval()
     acc = accuracy(zoo.Normalized(bare, ctx.mean, ctx.std).to(ctx.device), ctx.test.images, ctx.test.labels, ctx.device)
     export(bare, job.onnx_path)
-    entry = {
-        "path": job.onnx_path.name,
-        "label": recipe.label,
-        "attack": recipe.name,
-        "family": recipe.family,
-        "arch": recipe.arch or ctx.arch,
-        "accuracy": round(acc, 4),
-        "seed": job.seed,
-        "hyper": recipe.hyper,
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    _write_json(job.meta_path, entry)
-    log(f"library {job.name}: accuracy {acc:.1%} ({entry['seconds']} s)")
+    entry = LibraryEntry(
+        path=job.onnx_path.name,
+        label=recipe.label,
+        attack=recipe.name,
+        family=recipe.family,
+        arch=recipe.arch or ctx.arch,
+        accuracy=round(acc, 4),
+        seed=job.seed,
+        hyper=recipe.hyper,
+        seconds=round(time.perf_counter() - start, 1),
+    )
+    _write_json(job.meta_path, entry.to_json())
+    log(f"library {job.name}: accuracy {acc:.1%} ({entry.seconds} s)")
     return entry
 
 
-def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None, executor=None, resources=None) -> dict:
+def build(
+    ctx, preset: str, out_dir: str | Path, only: list[str] | None = None, executor=None, resources=None
+) -> Library:
     """Build (or resume) the library: the missing models through ``executor`` (default: in this
-    process), then every entry read back from parts/; returns the library.json document."""
+    process), then every entry read back from parts/; writes library.json and returns it."""
     from gfaudit_trainer import executors
 
     lib = SCALES[preset]
     todo = jobs(preset, out_dir, only)
     out = Path(out_dir)
     (out / "parts").mkdir(parents=True, exist_ok=True)
-    doc = {
-        "models": [],
-        "victim_sha256": ctx.victim_sha256,
-        "preset": preset,
-        "scale": lib.scale.__dict__,
-        "independence": {
-            "shares_no_model_with_pools": True,
-            "training_data": (
-                f"pirates: D_a, {len(ctx.d_a)} images, the quarter of the training split disjoint from D_v "
-                f"and D_p (pools); unrelated models: {lib.scale.unrelated_data}, as public models are trained"
-            ),
-            "seeds": f"{LIBRARY_SEED_BASE}+i (pools use seeds < {LIBRARY_SEED_BASE})",
-            "partition_seed": ctx.seed,
-        },
+    independence = {
+        "shares_no_model_with_pools": True,
+        "training_data": (
+            f"pirates: D_a, {len(ctx.d_a)} images, the quarter of the training split disjoint from D_v "
+            f"and D_p (pools); unrelated models: {lib.scale.unrelated_data}, as public models are trained"
+        ),
+        "seeds": f"{LIBRARY_SEED_BASE}+i (pools use seeds < {LIBRARY_SEED_BASE})",
+        "partition_seed": ctx.seed,
     }
     missing = [j for j in todo if not is_cached(j)]
     if missing:
@@ -199,6 +216,7 @@ def build(ctx, preset: str, out_dir: str | Path, only: list[str] | None = None, 
         resources = resources or executors.default_resources(ctx.device)
         log(f"library: building {len(missing)} of {len(todo)} model(s) on the {executor.name} executor")
         executor.map(build_one, missing, resources, shared=ctx)
-    doc["models"] = [json.loads(j.meta_path.read_text()) for j in todo]
-    _write_json(out / "library.json", doc)
-    return doc
+    entries = tuple(LibraryEntry.from_json(json.loads(j.meta_path.read_text()), str(j.meta_path)) for j in todo)
+    library = Library(entries, ctx.victim_sha256, preset, dict(lib.scale.__dict__), independence)
+    _write_json(out / "library.json", library.to_json())
+    return library

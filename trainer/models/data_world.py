@@ -69,7 +69,7 @@ def check(
 ) -> DataWorldCheck | None:
     """The guard's figures from the victim's labels on the test split and the pool's negatives
     trained here; None when there are none."""
-    own = [m for m in models if m.role == "negative" and m.meta.get("source") != "reference"]
+    own = [m for m in models if m.role == "negative" and m.meta.source != "reference"]
     if not own:
         return None
     return from_predictions(

@@ -31,6 +31,51 @@ ROLES = ("positive", "negative")
 SPLITS = ("train", "val", "calib")
 
 
+@dataclass(frozen=True)
+class PoolRecord:
+    """How a pool model was made and what it measured: the ``.json`` beside each cached model (the
+    same keys as ever, so a cache stays valid), or a reference model's facts. None: not recorded."""
+
+    arch: str | None = None
+    accuracy: float | None = None
+    agreement_with_victim: float | None = None
+    agreement_on_victim_errors: float | None = None
+    epochs: int | None = None
+    query: str | None = None  # "fixed", "label" or "prob"
+    recipe: str | None = None
+    seed: int | None = None
+    train_images: int | None = None
+    seconds: float | None = None
+    data_variant: str | None = None  # trainer/models/data_variants.py
+    inheritance: str | None = None
+    source: str | None = None  # "reference" for a --reference model
+    file: str | None = None
+    sha256: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> PoolRecord:
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+
+# What a bundle's provenance says of each pool model beyond its role, accuracy and agreement, in order.
+_SIGNED_RECORD_FIELDS = (
+    "query",
+    "recipe",
+    "data_variant",
+    "inheritance",
+    "epochs",
+    "train_images",
+    "agreement_on_victim_errors",
+    "seconds",
+    "source",
+    "file",
+    "sha256",
+)
+
+
 @dataclass
 class PoolModel:
     role: str
@@ -40,26 +85,11 @@ class PoolModel:
     accuracy: float
     agreement: float  # share of test images labelled like the victim (fidelity)
     model: nn.Module
-    meta: dict = field(default_factory=dict)  # how it was trained (recipe, query, epochs, images, errors agreement)
+    meta: PoolRecord = field(default_factory=PoolRecord)  # how it was trained
 
     def to_json(self) -> dict:
-        extra = {
-            k: self.meta[k]
-            for k in (
-                "query",
-                "recipe",
-                "data_variant",
-                "inheritance",
-                "epochs",
-                "train_images",
-                "agreement_on_victim_errors",
-                "seconds",
-                "source",
-                "file",
-                "sha256",
-            )
-            if k in self.meta
-        }
+        recorded = self.meta.to_json()
+        extra = {k: recorded[k] for k in _SIGNED_RECORD_FIELDS if k in recorded}
         return {
             "role": self.role,
             "split": self.split,
@@ -101,10 +131,10 @@ def model_name(role: str, split: str, index: int, arch: str, cfg: FitConfig, dat
     return f"{role}-{split}{index}-{safe}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
 
-def save_model(model: nn.Module, path: Path, meta: dict) -> None:
+def save_model(model: nn.Module, path: Path, meta: PoolRecord) -> None:
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=2))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(meta.to_json(), indent=2))
 
 
 def load_model(arch: str, path: Path, mean, std, num_classes: int) -> nn.Module:
@@ -128,11 +158,11 @@ def train_or_load(
     desc: str,
     extra_meta: dict | None = None,
     teacher: nn.Module | None = None,
-):
+) -> tuple[nn.Module, PoolRecord]:
     """A cached model and its meta, or train it (checkpointed per epoch) and cache it."""
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+        meta = PoolRecord.from_json(json.loads(meta_path.read_text()))
         return load_model(arch, path, mean, std, num_classes).to(device), meta
     torch.manual_seed(cfg.seed)
     model = zoo.Normalized(zoo.build(arch, num_classes), mean, std)
@@ -141,19 +171,19 @@ def train_or_load(
     seconds = time.perf_counter() - started  # since the last resume: a resumed model's earlier epochs are not counted
     fid = fidelity(predict(model, test.images, device), victim_test, test.labels)
     acc, agree, on_errors = fid.accuracy, fid.agreement, fid.on_errors
-    meta = {
-        "arch": arch,
-        "accuracy": acc,
-        "agreement_with_victim": agree,
-        "agreement_on_victim_errors": on_errors,
-        "epochs": cfg.epochs,
-        "query": cfg.query or "fixed",
-        "recipe": cfg.recipe,
-        "seed": cfg.seed,
-        "train_images": len(images),
-        "seconds": round(seconds, 1),
+    meta = PoolRecord(
+        arch=arch,
+        accuracy=acc,
+        agreement_with_victim=agree,
+        agreement_on_victim_errors=on_errors,
+        epochs=cfg.epochs,
+        query=cfg.query or "fixed",
+        recipe=cfg.recipe,
+        seed=cfg.seed,
+        train_images=len(images),
+        seconds=round(seconds, 1),
         **(extra_meta or {}),
-    }
+    )
     save_model(model.cpu(), path, meta)
     path.with_suffix(".ckpt").unlink(missing_ok=True)
     log(f"{desc}: test accuracy {acc:.1%}, agrees with victim on {agree:.1%} ({on_errors:.1%} of its errors)")
@@ -370,7 +400,14 @@ def build(
         model, meta = run_job(job, data)
         models.append(
             PoolModel(
-                job.role, job.split, job.index, job.spec, meta["accuracy"], meta["agreement_with_victim"], model, meta
+                job.role,
+                job.split,
+                job.index,
+                job.spec,
+                meta.accuracy or 0.0,
+                meta.agreement_with_victim or 0.0,
+                model,
+                meta,
             )
         )
     return Pools(models)

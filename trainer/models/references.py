@@ -26,7 +26,7 @@ from gfaudit.audit.isolation import DEFAULT_TIMEOUT, Job, check_timeout, run_iso
 from gfaudit.audit.suspects import folder_models
 from gfaudit.bundle.provenance import file_sha256
 from gfaudit.errors import UsageError
-from gfaudit_trainer.models.pools import PoolModel
+from gfaudit_trainer.models.pools import PoolModel, PoolRecord
 from gfaudit_trainer.models.training import fidelity, predict
 
 ROLE_ORDER = ("calib", "val")  # the split each reference takes, in turn
@@ -100,12 +100,9 @@ def load(
     for i, path in enumerate(expand(paths)):
         model = OnnxReference(path, mean, std, num_classes, timeout)
         fid = fidelity(predict(model, test_images, "cpu"), victim_test, test_labels)
-        meta = {
-            "source": "reference",
-            "file": path.name,
-            "sha256": file_sha256(path),
-            "agreement_on_victim_errors": fid.on_errors,
-        }
+        meta = PoolRecord(
+            source="reference", file=path.name, sha256=file_sha256(path), agreement_on_victim_errors=fid.on_errors
+        )
         models.append(
             PoolModel(
                 "negative",

@@ -221,14 +221,14 @@ class AirbenchNet(nn.Module):
         self.register_buffer("data_initialised", torch.zeros((), dtype=torch.uint8))
 
     @torch.no_grad()
-    def data_init(self, x: torch.Tensor, eps: float = 5e-4) -> None:
+    def data_init(self, x: torch.Tensor, floor: float = 5e-4) -> None:
         """Whitening weights from the 2x2 patches of (normalised) training images ``x``."""
         c, (h, w) = x.shape[1], self.whiten.weight.shape[2:]
         patches = x.float().unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3).reshape(-1, c * h * w)
         cov = patches.T @ patches / len(patches)
         values, vectors = torch.linalg.eigh(cov)
         values, vectors = values.flip(0), vectors.T.reshape(-1, c, h, w).flip(0)
-        scaled = vectors / torch.sqrt(values.clamp_min(0) + eps).view(-1, 1, 1, 1)
+        scaled = vectors / torch.sqrt(values.clamp_min(0) + floor).view(-1, 1, 1, 1)
         self.whiten.weight.copy_(torch.cat((scaled, -scaled)))
         self.whiten.bias.zero_()
         self.data_initialised.fill_(1)
