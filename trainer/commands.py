@@ -147,7 +147,7 @@ def train(
         ],
         [victim, key, data, cache, *(reference or [])],
     )
-    pipeline = trainer("pipeline")
+    pipeline = trainer("generation.pipeline")
     presets = trainer("presets")
     if preset not in presets.PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(presets.PRESETS)}")
@@ -245,7 +245,7 @@ def refresh(
         ],
         [victim, key, data, cache, files[0], files[1], *(reference or [])],
     )
-    refresh_mod = trainer("refresh")
+    refresh_mod = trainer("generation.refresh")
     summary = refresh_mod.run(
         generator=str(generator),
         victim=str(victim),
@@ -273,8 +273,8 @@ def export_onnx(
 ):
     """Export the bare model (no normalisation inside) to ONNX, parity-checked against torch."""
     outputs.guard([outputs.file(out, "ONNX file")], [model])
-    victim = trainer("victim")
-    export = trainer("export")
+    victim = trainer("models.victim")
+    export = trainer("models.export")
     path = export.export(victim.load(model, arch, num_classes), out)
     info(f"wrote {path} (parity with torch checked)")
 
@@ -304,8 +304,8 @@ def library_build(
         [outputs.folder(out, "library folder"), outputs.file(out / "library.json", "library.json")],
         [victim, data, cache],
     )
-    library = trainer("library")
-    pipeline = trainer("pipeline")
+    library = trainer("library.build")
+    pipeline = trainer("generation.pipeline")
     presets = trainer("presets")
     executors = trainer("executors")
     if preset not in library.SCALES:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from gfaudit.cli.app import app
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
 # Top-level entries of the repository: a relative path starting with one of them is a repo path.

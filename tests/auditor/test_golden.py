@@ -12,7 +12,7 @@ from gfaudit.bundle.container import load
 
 import onnx_factory as f
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN = Path(__file__).parents[1] / "data" / "golden"
 BUNDLE = GOLDEN / "golden-v1.safetensors"
 PUB = GOLDEN / "test-only.pub"
 

@@ -30,7 +30,7 @@ from gfaudit.errors import UsageError
 import hostile_models as hm
 import onnx_factory as f
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "fingerprints" / "resnet20-cifar10"
 GFAUDIT = [sys.executable, "-c", "import sys; from gfaudit.cli.entry import main; sys.argv[0] = 'gfaudit'; main()"]
 

@@ -24,7 +24,7 @@ BASE = os.environ.get("GFAUDIT_DOCKER_BASE", "gfaudit-base:bookworm")
 IMAGE = "gfaudit:test-auditor-cpu"
 DEMO = REPO / "fingerprints" / "resnet20-cifar10"
 RUNNER_UID = 1001  # the uid that owns the workspace on GitHub's hosted runners (user `runner`)
-SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif" / "sarif-schema-2.1.0.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[1] / "data" / "sarif" / "sarif-schema-2.1.0.json").read_text())
 ENV = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the classic builder: BuildKit could pull a frontend image
 
 
