@@ -36,6 +36,9 @@ class GanConfig:
     conf_detach_victim: bool = True  # f_v(x') is L_conf's reference distribution: only L_ADV moves the victim
     width: int = 32
     train_images: int = 0  # images of D_v the GAN trains on (0: the fingerprint seeds themselves)
+    # Input filters the victim and pool terms see x' through, one drawn per batch (NAME@LO:HI specs of
+    # trainer/models/input_filters.py; "identity" keeps unfiltered batches in the draw). () : none.
+    filters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class PoolConfig:
     epochs_by_family: tuple[
         tuple[str, int], ...
     ] = ()  # ("resnet", 18): architectures whose name starts so train longer
+    derived_epochs: int = 3  # weight-derived positives (victim/ftal, victim/fgsm): fine-tuning epochs
+    derived_lr: float = 0.005
 
     def epochs_for(self, arch: str) -> int:
         """The epochs of one entry: the first matching family's, else the pool's."""
@@ -91,6 +96,10 @@ class Preset:
     neg_follow: float = (
         1.0  # the largest share of negative models (training and validation) that may give the victim's x' label
     )
+    # Selection keeps a pair only if, under each of these filters (NAME@STRENGTH), the victim still gives
+    # x' its changed label and at least robust_share of the positive validation models do too.
+    robust_checks: tuple[str, ...] = ()
+    robust_share: float = 0.5
     batch_size: int = 128
     notes: str = ""
     extra: dict = field(default_factory=dict)
@@ -107,12 +116,26 @@ PRESETS: dict[str, Preset] = {
         name="tiny",
         train_per_class=40,
         test_per_class=20,
-        positive=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1),
+        positive=PoolConfig(
+            ("vgg11:width=0.25", "victim/prune:0.5", "victim/filter:jpeg@60"),
+            ("vgg11:width=0.25", "victim/ftal"),
+            epochs=1,
+            derived_epochs=1,
+        ),
         negative=PoolConfig(("vgg11:width=0.25",), ("vgg11:width=0.25",), epochs=1, calib_archs=("vgg11:width=0.25",)),
         # The GAN trains on D_v, not on the 64 seeds: a generator fitted to its own seeds flipped 9 % of
         # unseen test images, too few for `gfaudit refresh` to find fresh pairs.
-        gan=GanConfig(epochs=2, batch_size=32, width=8, lr_g=5e-3, train_images=200),
+        gan=GanConfig(
+            epochs=2,
+            batch_size=32,
+            width=8,
+            lr_g=5e-3,
+            train_images=200,
+            filters=("identity", "jpeg@60:90", "gaussian_blur@0.3:0.8"),
+        ),
         seeds=64,
+        robust_checks=("bit_depth@6",),
+        robust_share=0.0,
         k=10,
         pos_agree=0.0,
         x_agreement=False,

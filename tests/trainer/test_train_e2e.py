@@ -28,7 +28,12 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair, tiny_train):
     assert entry["verdict"] == "derived" and entry["ard"] == 1.0
     manifest = json.loads(cli("inspect", out, "--pubkey", keypair[1], "--format", "json").stdout)["manifest"]
     prov = manifest["provenance"]
-    assert prov["preset"]["name"] == "tiny" and len(prov["pools"]) == 5
+    assert prov["preset"]["name"] == "tiny" and len(prov["pools"]) == 8
+    # Weight-derived positives are recorded as what they are, with their own accuracy.
+    derived = [m for m in prov["pools"] if m.get("inheritance", "").startswith("weights:")]
+    assert [m["arch"] for m in derived] == ["victim/prune:0.5", "victim/filter:jpeg@60", "victim/ftal"]
+    assert all(m["role"] == "positive" and m["recipe"] == "derived" for m in derived)
+    assert manifest["provenance"]["selection"]["robust_checks"] == 1
     assert [m["split"] for m in prov["pools"] if m["role"] == "negative"] == ["train", "val", "calib"]
     # The threshold is the beta-binomial predictive tail over the calibration models' signed hit
     # counts, and the auditor's p-value uses the same signed null model.

@@ -7,6 +7,7 @@ sees 8-bit images and the bundle stores uint8 pixels.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gfaudit_trainer.generation import losses
+from gfaudit_trainer.models import input_filters
 from gfaudit_trainer.models.training import to_float
 from gfaudit_trainer.presets import GanConfig
 from gfaudit_trainer.progress import bar, log
@@ -152,6 +154,7 @@ def train(
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
     weights = losses.Weights(cfg.eta, cfg.alpha, cfg.beta, cfg.gamma, cfg.diversity)
     g = torch.Generator().manual_seed(seed)
+    filter_rng = random.Random(seed)  # which input filter each batch's victim and pool terms see
     n = len(seeds_u8)
     steps = max(1, (n + cfg.batch_size - 1) // cfg.batch_size)
     result = GanResult(G)
@@ -174,6 +177,8 @@ def train(
                 opt_d.step()
 
                 xq = quantize_ste(xp)
+                if cfg.filters:  # train through what a pirate puts in front of a stolen model
+                    xq = input_filters.draw(cfg.filters, filter_rng).to(device)(xq)
                 z_v = victim(xq)
                 terms = {
                     "adv": losses.adv_loss(z_v, t, cfg.kappa),

@@ -6,6 +6,11 @@ at least ``pos_agree`` of the positive validation models give x' the victim's la
 ``neg_follow`` of all negative models (training and validation) do. Pairs are ranked by
 conferrability: agreement of positive models minus agreement of negative models on x'.
 
+With robustness checks (``Preset.robust_checks``: input filters of trainer/models/input_filters.py
+at fixed strengths), a pair is kept only if, under every check, the victim still gives the filtered
+x' its changed label and at least ``robust_share`` of the positive validation models do too: a pair
+a blur or a JPEG re-encode erases cannot survive a pirate who deploys the stolen model behind one.
+
 The negative filter uses the training negatives too: the GAN was pushed away from them, but a pair
 that still fools one of them is a pair that transfers to unrelated models, and with a few negatives
 per pool every one of them is evidence.
@@ -65,6 +70,9 @@ class VoteStats(SelectionStats):
     max_cosine: float
     per_target_cap: int | None
     mean_conferrability: float | None
+    robust_checks: int = 0  # input filters every kept pair survives (Preset.robust_checks)
+    robust_share: float | None = None  # share of positive validation models that must survive each
+    robust_rejected: int = 0  # pairs the other rules kept that a filter check removed (before neg_follow)
 
     def follow_rate_before_selection(self) -> float | None:
         return self.negative_val_follow_before_selection
@@ -79,6 +87,15 @@ class VoteStats(SelectionStats):
             "max_cosine": self.max_cosine,
             "per_target_cap": self.per_target_cap,
             "mean_conferrability": self.mean_conferrability,
+            **(
+                {
+                    "robust_checks": self.robust_checks,
+                    "robust_share": self.robust_share,
+                    "robust_rejected": self.robust_rejected,
+                }
+                if self.robust_checks
+                else {}
+            ),
         }
 
 
@@ -138,10 +155,53 @@ class PoolVotes:
     neg_xp: torch.Tensor  # [negatives, n] float: gives x' the victim's label
     n_pos_val: int
     n_neg_val: int
+    # One row per robustness check, in Preset.robust_checks' order (empty without checks):
+    robust_victim: torch.Tensor | None = None  # [checks, n] bool: the victim gives filtered x' the label y'
+    robust_pos: torch.Tensor | None = None  # [checks, n] float: share of positive validation models that do
+
+
+def _behind(spec: str, model):
+    """``model`` deployed behind the input filter ``spec`` (a [0,1]-input model, as pool models are)."""
+    from torch import nn
+
+    from gfaudit_trainer.models import input_filters
+
+    return nn.Sequential(input_filters.make(spec), model).eval()
+
+
+def robust_votes(
+    victim, pos_val, x_prime: torch.Tensor, y_prime: torch.Tensor, checks: tuple[str, ...], device, live=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per check: does the victim keep y' on the filtered x', and what share of ``pos_val`` does.
+    Random filters (noise) draw from a fixed seed, so a selection is reproducible."""
+    victim_rows, pos_rows = [], []
+    for spec in checks:
+        torch.manual_seed(0)
+        victim_rows.append(_agree([_Wrapped(_behind(spec, victim))], x_prime, y_prime, device, live)[0])
+        wrapped = [_Wrapped(_behind(spec, m.model)) for m in pos_val]
+        pos_rows.append(
+            _agree(wrapped, x_prime, y_prime, device, live).float().mean(0) if wrapped else torch.ones(len(x_prime))
+        )
+    n = len(x_prime)
+    empty = torch.zeros(0, n)
+    return (torch.stack(victim_rows) if checks else empty.bool()), (torch.stack(pos_rows) if checks else empty)
+
+
+@dataclass
+class _Wrapped:
+    """The shape ``_agree`` reads (``.model``) for a model that is not a pool entry."""
+
+    model: object
 
 
 def vote(
-    victim, pools: Pools, x: torch.Tensor, x_prime: torch.Tensor, device, true_labels: torch.Tensor | None = None
+    victim,
+    pools: Pools,
+    x: torch.Tensor,
+    x_prime: torch.Tensor,
+    device,
+    true_labels: torch.Tensor | None = None,
+    robust_checks: tuple[str, ...] = (),
 ) -> PoolVotes:
     """Label the candidates with the victim and every pool model (the expensive half of selection).
     With ``true_labels``, the pool models label only the candidates the victim gets right on x and
@@ -151,6 +211,7 @@ def vote(
     live = None if true_labels is None else (y == true_labels) & (y_prime != y)
     positives = pools.get("positive", "train") + pools.get("positive", "val")
     negatives = pools.get("negative", "train") + pools.get("negative", "val")
+    r_victim, r_pos = robust_votes(victim, pools.get("positive", "val"), x_prime, y_prime, robust_checks, device, live)
     return PoolVotes(
         y,
         y_prime,
@@ -159,6 +220,8 @@ def vote(
         _agree(negatives, x_prime, y_prime, device, live).float(),
         len(pools.get("positive", "val")),
         len(pools.get("negative", "val")),
+        r_victim,
+        r_pos,
     )
 
 
@@ -206,6 +269,7 @@ def choose(
     max_cosine: float = 1.0,
     target_cap: float = 0.0,
     num_classes: int | None = None,
+    robust_share: float = 0.5,
 ) -> Selection:
     """Filter and rank the candidates from the pools' votes (the rule of the module docstring), then
     keep the fingerprint spread over inputs and target classes (``spread``)."""
@@ -216,6 +280,10 @@ def choose(
         ok &= v.pos_x.all(0)
     if v.n_pos_val:
         ok &= v.pos_xp[-v.n_pos_val :].mean(0) >= pos_agree
+    before_robust = int(ok.sum())
+    checks = 0 if v.robust_victim is None else len(v.robust_victim)
+    if checks and v.robust_victim is not None and v.robust_pos is not None:
+        ok &= v.robust_victim.all(0) & (v.robust_pos >= robust_share - 1e-9).all(0)
     # How often an unrelated model the selection never filtered on follows a candidate x': the
     # validation negatives' rate before selection (after it, it is near 0 by construction).
     base_rate = (
@@ -238,6 +306,9 @@ def choose(
         max_cosine=max_cosine,
         per_target_cap=per_target,
         mean_conferrability=round(float(score[chosen].mean()), 4) if len(chosen) else None,
+        robust_checks=checks,
+        robust_share=robust_share if checks else None,
+        robust_rejected=before_robust - int((ok & candidates).sum()) if checks else 0,
     )
     return Selection(chosen, x[chosen], x_prime[chosen], stats)
 
@@ -256,10 +327,12 @@ def select(
     max_cosine: float = 1.0,
     target_cap: float = 0.0,
     num_classes: int | None = None,
+    robust_checks: tuple[str, ...] = (),
+    robust_share: float = 0.5,
 ) -> Selection:
     """Label the candidates with the pools, then keep the best K pairs."""
     return choose(
-        vote(victim, pools, x, x_prime, device, true_labels),
+        vote(victim, pools, x, x_prime, device, true_labels, robust_checks),
         x,
         x_prime,
         true_labels,
@@ -270,6 +343,7 @@ def select(
         max_cosine,
         target_cap,
         num_classes,
+        robust_share,
     )
 
 

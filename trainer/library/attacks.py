@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gfaudit_trainer.models import zoo
+from gfaudit_trainer.models import derived, zoo
 from gfaudit_trainer.models.training import FitConfig, fit, predict
 
 
@@ -66,51 +66,28 @@ def _attacker_data(ctx, scale: Scale, seed: int):
     return ctx.d_a.subset(idx)
 
 
-def _victim_copy(ctx) -> zoo.Normalized:
-    return zoo.Normalized(copy.deepcopy(ctx.bare), ctx.mean, ctx.std)
-
-
-def _last_layer(model: nn.Module) -> nn.Linear:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError("the model has no final nn.Linear to fine-tune")
-    return linears[-1]
-
-
-def finetune(ctx, scale: Scale, seed: int, *, last_only: bool, reinit: bool) -> nn.Module:
+def finetune(ctx, scale: Scale, seed: int, *, last_only: bool, reinit: bool, epochs_factor: int = 1) -> nn.Module:
     """FTLL / FTAL / RTLL / RTAL on the attacker's labelled data (true labels)."""
-    torch.manual_seed(seed)
-    model = _victim_copy(ctx)
-    head = _last_layer(model)
-    if reinit:
-        head.reset_parameters()
-    params = list(head.parameters()) if last_only else None
     data = _attacker_data(ctx, scale, seed)
-    fit(
-        model,
+    cfg = FitConfig(scale.finetune_epochs * epochs_factor, scale.lr_finetune, scale.batch_size, seed=seed)
+    desc = f"{'RT' if reinit else 'FT'}{'LL' if last_only else 'AL'}"
+    return derived.finetune(
+        ctx.bare,
+        ctx.mean,
+        ctx.std,
         data.images,
         data.labels,
-        FitConfig(scale.finetune_epochs, scale.lr_finetune, scale.batch_size, seed=seed),
+        cfg,
         ctx.device,
-        params=params,
-        desc=f"{'RT' if reinit else 'FT'}{'LL' if last_only else 'AL'}",
+        last_only=last_only,
+        reinit=reinit,
+        desc=desc,
     )
-    return model.model
 
 
 def prune(ctx, scale: Scale, seed: int, *, ratio: float) -> nn.Module:
     """Global magnitude pruning: the ``ratio`` smallest |w| of all conv and linear weights set to 0."""
-    model = copy.deepcopy(ctx.bare)
-    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    flat = torch.cat([w.detach().abs().flatten() for w in weights])
-    k = int(ratio * flat.numel())
-    if k == 0:
-        return model
-    cut = flat.kthvalue(k).values
-    with torch.no_grad():
-        for w in weights:
-            w.mul_((w.abs() > cut).to(w.dtype))
-    return model.eval()
+    return derived.prune(ctx.bare, ratio)
 
 
 def _student(ctx, arch: str, seed: int) -> zoo.Normalized:
@@ -138,24 +115,7 @@ def extract(ctx, scale: Scale, seed: int, *, arch: str, soft: bool) -> nn.Module
     return model.model
 
 
-def fgsm_perturb(fgsm_bound: float):
-    """FGSM on the current model, used inside training (adversarial training)."""
-
-    def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        model.eval()
-        x = x.clone().requires_grad_(True)
-        loss = (
-            F.cross_entropy(model(x), y)
-            if y.dtype == torch.long
-            else F.kl_div(F.log_softmax(model(x), 1), y, reduction="batchmean")
-        )
-        (grad,) = torch.autograd.grad(loss, x)
-        adv = (x + fgsm_bound * grad.sign()).clamp(0, 1).detach()
-        # Half clean, half adversarial: the usual mix that keeps clean accuracy.
-        half = len(x) // 2
-        return torch.cat([x.detach()[:half], adv[half:]])
-
-    return perturb
+fgsm_perturb = derived.fgsm_perturb
 
 
 def adversarial(ctx, scale: Scale, seed: int, *, arch: str, fgsm_bound: float = 8 / 255) -> nn.Module:
@@ -219,19 +179,43 @@ def weight_noise(ctx, scale: Scale, seed: int, *, sigma: float) -> nn.Module:
 def adversarial_finetune(ctx, scale: Scale, seed: int, *, fgsm_bound: float = 8 / 255) -> nn.Module:
     """The victim fine-tuned with FGSM adversarial training on the attacker's labelled data: the
     removal attack that most changes how a copy labels adversarial inputs."""
-    torch.manual_seed(seed)
-    model = _victim_copy(ctx)
     data = _attacker_data(ctx, scale, seed)
-    fit(
-        model,
+    cfg = FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed)
+    return derived.finetune(
+        ctx.bare,
+        ctx.mean,
+        ctx.std,
         data.images,
         data.labels,
-        FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed),
+        cfg,
         ctx.device,
-        perturb=fgsm_perturb(fgsm_bound),
+        fgsm_bound=fgsm_bound,
         desc="adv-finetune",
     )
-    return model.model
+
+
+def adversarial_finetune_student(ctx, scale: Scale, seed: int, *, arch: str, fgsm_bound: float = 8 / 255) -> nn.Module:
+    """A label-extraction student (as ``extract``), then FGSM adversarial fine-tuning of it: a pirate
+    who both extracts and hardens the copy."""
+    student = extract(ctx, scale, seed, arch=arch, soft=False)
+    data = _attacker_data(ctx, scale, seed + 1)
+    cfg = FitConfig(scale.adv_epochs, scale.lr_finetune, scale.batch_size, seed=seed + 1)
+    return derived.finetune(
+        student,
+        ctx.mean,
+        ctx.std,
+        data.images,
+        data.labels,
+        cfg,
+        ctx.device,
+        fgsm_bound=fgsm_bound,
+        desc=f"adv-finetune-{arch}",
+    )
+
+
+def filtered(ctx, scale: Scale, seed: int, *, spec: str) -> nn.Module:
+    """The unchanged victim deployed behind the input filter ``spec`` (trainer/models/input_filters.py)."""
+    return derived.derive(f"filter:{spec}", ctx.bare, ctx.mean, ctx.std)
 
 
 class _Blur(nn.Module):
@@ -384,4 +368,58 @@ def registry(
                 arch=arch,
             )
         )
+    # What a pirate does to get past a fingerprint (issue 21), after the older recipes so that their
+    # seeds (the place in this registry) stay as they were. The strengths differ from the pools'
+    # weight-derived positives (trainer/presets.py): other filters and strengths, other data (D_a).
+    recipes += [
+        _r(
+            f"filter-{spec.replace('@', '-')}",
+            "input-filter",
+            "pirated",
+            None,
+            {"filter": spec, "what": "the unchanged victim behind it"},
+            filtered,
+            spec=spec,
+        )
+        for spec in LIBRARY_FILTERS
+    ]
+    recipes.append(
+        _r(
+            "ftal-long",
+            "fine-tune",
+            "pirated",
+            None,
+            {**ft, "layers": "all", "epochs": "3 x the scale's fine-tuning epochs"},
+            finetune,
+            last_only=False,
+            reinit=False,
+            epochs_factor=3,
+        )
+    )
+    for arch in extract_archs[:1]:
+        recipes.append(
+            _r(
+                f"adv-finetune-student-{arch}",
+                "adv-finetune",
+                "pirated",
+                arch,
+                {"data": "D_a queried for labels, then D_a with true labels", "fgsm_bound": "8/255"},
+                adversarial_finetune_student,
+                arch=arch,
+            )
+        )
     return {r.name: r for r in recipes}
+
+
+# Input filters a pirate puts in front of the stolen model, at several strengths (the library's).
+LIBRARY_FILTERS = (
+    "gaussian_blur@0.5",
+    "gaussian_blur@1.0",
+    "median@3",
+    "jpeg@90",
+    "jpeg@70",
+    "jpeg@50",
+    "bit_depth@6",
+    "bit_depth@5",
+    "bit_depth@4",
+)

@@ -41,6 +41,7 @@ SCALES: dict[str, LibraryScale] = {
             "prune-0.3",
             "ftll",
             "filter-blur",
+            "filter-jpeg-70",
             f"extract-label-{_TINY_ARCH}",
             f"unrelated-{_TINY_ARCH}-0",
             f"unrelated-{_TINY_ARCH}-1",

@@ -10,6 +10,7 @@ threshold is set on models the fingerprints were not tuned against.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -127,7 +128,7 @@ def model_name(role: str, split: str, index: int, arch: str, cfg: FitConfig, dat
     if data != "own":
         fields["data"] = data
     recipe = json.dumps({"arch": arch, **fields}, sort_keys=True)
-    safe = arch.replace(":", "_").replace(",", "_").replace("=", "").replace("@", "-")
+    safe = arch.replace(":", "_").replace(",", "_").replace("=", "").replace("@", "-").replace("/", "-")
     return f"{role}-{split}{index}-{safe}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
 
@@ -190,23 +191,33 @@ def train_or_load(
     return model.to(device).eval(), meta
 
 
+DERIVED_PREFIX = "victim/"  # a pool entry made from the victim's own weights (trainer/models/derived.py)
+
+
 @dataclass(frozen=True)
 class Member:
-    """One pool entry, parsed from its spec ``ARCH[@QUERY][+RECIPE][~VARIANT]``.
+    """One pool entry, parsed from its spec ``ARCH[@QUERY][+RECIPE][~VARIANT]`` or ``victim/DERIVATION``.
 
     ``"resnet20@label"``: a student asking the victim for labels; ``"resnet20+classic"``: trained
     with the classic SGD recipe instead of the pool's; ``"airbench:width=0.5~jpeg50"``: trained on
-    the owner's images re-encoded (trainer/models/data_variants.py), a stand-in for another copy of the data.
+    the owner's images re-encoded (trainer/models/data_variants.py), a stand-in for another copy of the data;
+    ``"victim/fgsm"``, ``"victim/prune:0.7"``, ``"victim/filter:jpeg@70"``: a weight-derived copy of
+    the victim, as a pirate makes in minutes (positives only).
     """
 
     arch: str
     query: str  # "" (fixed targets), "label" or "prob" (positives only)
     recipe: str  # a name in recipes.RECIPES
     variant: str  # a name in data_variants.VARIANTS
+    derivation: str = ""  # a spec of trainer/models/derived.py for a weight-derived copy ("": trained from scratch)
 
     @property
     def inheritance(self) -> str:
         """What the model inherited from the victim, as the provenance records it."""
+        if self.derivation:
+            from gfaudit_trainer.models import derived
+
+            return "weights: " + derived.parse(self.derivation).describe()
         return {
             "": "none",
             "label": "victim labels per augmented batch",
@@ -218,8 +229,14 @@ def parse_member(spec: str, recipe: str, query: str = "", students: bool = True)
     """The parsed entry ``spec`` (see :class:`Member`) with ``recipe`` and ``query`` as defaults;
     ``students=False`` drops any query (negatives and unrelated models never ask the victim).
     KeyError names an unknown recipe or variant."""
-    from gfaudit_trainer.models import data_variants, recipes
+    from gfaudit_trainer.models import data_variants, derived, recipes
 
+    if spec.startswith(DERIVED_PREFIX):
+        if not students:
+            raise ValueError(f"{spec}: a copy of the victim can only be a positive")
+        derivation = spec[len(DERIVED_PREFIX) :]
+        derived.parse(derivation)
+        return Member("victim", "", recipe if recipe == "classic" else "classic", "own", derivation)
     rest, _, variant = spec.partition("~")
     rest, _, own_recipe = rest.partition("+")
     arch, _, own_query = rest.partition("@")
@@ -266,6 +283,7 @@ class PoolJob:
     path: Path  # its cache file: the same name whichever executor trains it
     variant: str = "own"  # the data variant it trains on (trainer/models/data_variants.py)
     inheritance: str = "none"
+    derivation: str = ""  # a weight-derived copy of the victim (trainer/models/derived.py)
 
     @property
     def name(self) -> str:
@@ -279,6 +297,7 @@ class PoolData:
 
     images: dict[str, torch.Tensor]
     targets: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]  # true labels of the same images (weight-derived copies fine-tune on them)
     test: Split
     victim_test: torch.Tensor
     victim: nn.Module
@@ -309,40 +328,96 @@ def jobs(preset: Preset, cache: Path, seed: int) -> list[PoolJob]:
         for split, specs in (("train", pool.train_archs), ("val", pool.val_archs), ("calib", pool.calib_archs)):
             for i, spec in enumerate(specs):
                 m = member(spec, pool, role)
-                cfg = fit_config(pool, m.arch, m.query, _seed(seed, role, split, i), preset.batch_size, m.recipe)
+                if m.derivation:
+                    cfg = derived_config(pool, m.derivation, _seed(seed, role, split, i), preset.batch_size)
+                else:
+                    cfg = fit_config(pool, m.arch, m.query, _seed(seed, role, split, i), preset.batch_size, m.recipe)
                 plain = not any(c in spec for c in "@+~")
                 name = model_name(role, split, i, m.arch if plain else spec, cfg, pool.data)
                 path = cache / f"{name}.safetensors"
-                out.append(PoolJob(role, split, i, spec, m.arch, cfg, path, m.variant, m.inheritance))
+                out.append(PoolJob(role, split, i, spec, m.arch, cfg, path, m.variant, m.inheritance, m.derivation))
     return out
 
 
+def derived_config(pool: PoolConfig, derivation: str, seed: int, batch_size: int) -> FitConfig:
+    """How a weight-derived positive is fine-tuned: the pool's derived epochs at a small rate (classic)."""
+    epochs = pool.derived_epochs if derivation.partition(":")[0] in ("ftal", "fgsm") else 0
+    return FitConfig(epochs=epochs, lr=pool.derived_lr, batch_size=batch_size, seed=seed)
+
+
 def is_cached(job: PoolJob) -> bool:
+    if job.derivation and not job.cfg.epochs:
+        return True  # pruned or filtered copies are made in seconds, never trained: nothing to cache
     return job.path.is_file() and job.path.with_suffix(".json").is_file()
 
 
 def pool_data(
     victim: nn.Module, d_v: Split, d_p: Split, test: Split, preset: Preset, device, mean, std, num_classes: int
 ) -> PoolData:
-    images, targets = {}, {}
+    images, targets, labels = {}, {}, {}
     for role, pool in (("positive", preset.positive), ("negative", preset.negative)):
         both = pool.data == "d_v+d_p"
         if role == "negative":
             images[role] = torch.cat([d_v.images, d_p.images]) if both else d_v.images
-            targets[role] = torch.cat([d_v.labels, d_p.labels]) if both else d_v.labels
+            targets[role] = labels[role] = torch.cat([d_v.labels, d_p.labels]) if both else d_v.labels
         else:
             images[role] = torch.cat([d_v.images, d_p.images]) if both else d_p.images
+            labels[role] = torch.cat([d_v.labels, d_p.labels]) if both else d_p.labels
             # Fixed targets serve only members without per-batch queries: skip labelling when none needs them.
             entries = (*pool.train_archs, *pool.val_archs, *pool.calib_archs)
-            if all(member(spec, pool, role).query for spec in entries):
+            if all(member(spec, pool, role).query or member(spec, pool, role).derivation for spec in entries):
                 targets[role] = torch.empty(0, dtype=torch.long)
             else:
                 targets[role] = predict(victim, images[role], device, probs=pool.query == "prob")
-    return PoolData(images, targets, test, predict(victim, test.images, device), victim, mean, std, num_classes, device)
+    victim_test = predict(victim, test.images, device)
+    return PoolData(images, targets, labels, test, victim_test, victim, mean, std, num_classes, device)
+
+
+def derive_or_load(job: PoolJob, data: PoolData) -> tuple[nn.Module, PoolRecord]:
+    """A weight-derived copy of the victim: fine-tuned ones cached like any pool model, pruned and
+    filtered ones made again in seconds (their record says so)."""
+    from gfaudit_trainer.models import derived
+
+    bare = data.victim.model
+    meta_path = job.path.with_suffix(".json")
+    if job.cfg.epochs and job.path.is_file() and meta_path.is_file():
+        model = copy.deepcopy(bare)
+        model.load_state_dict(load_file(str(job.path)))
+        meta = PoolRecord.from_json(json.loads(meta_path.read_text()))
+        return zoo.Normalized(model, data.mean, data.std).to(data.device).eval(), meta
+    started = time.perf_counter()
+    images, labels = data.images_for(job.role, job.variant), data.labels[job.role]
+    made = derived.derive(
+        job.derivation, bare, data.mean, data.std, images, labels, job.cfg, data.device, desc=job.name
+    )
+    model = zoo.Normalized(made, data.mean, data.std).to(data.device).eval()
+    fid = fidelity(predict(model, data.test.images, data.device), data.victim_test, data.test.labels)
+    meta = PoolRecord(
+        arch=job.spec,
+        accuracy=fid.accuracy,
+        agreement_with_victim=fid.agreement,
+        agreement_on_victim_errors=fid.on_errors,
+        epochs=job.cfg.epochs,
+        query="fixed",
+        recipe="derived",
+        seed=job.cfg.seed,
+        train_images=len(images) if job.cfg.epochs else 0,
+        seconds=round(time.perf_counter() - started, 1),
+        data_variant=job.variant,
+        inheritance=job.inheritance,
+    )
+    if job.cfg.epochs:
+        with atomic_path(job.path) as tmp:
+            save_file({k: v.contiguous() for k, v in made.state_dict().items()}, str(tmp))
+        write_text_atomic(meta_path, json.dumps(meta.to_json(), indent=2))
+    log(f"{job.name}: test accuracy {fid.accuracy:.1%}, agrees with victim on {fid.agreement:.1%}")
+    return model, meta
 
 
 def run_job(job: PoolJob, data: PoolData):
     """Train (or load) one pool model into its cache file; the task every executor runs."""
+    if job.derivation:
+        return derive_or_load(job, data)
     return train_or_load(
         job.arch,
         job.path,

@@ -73,6 +73,8 @@ class GanFinger(Method):
             preset.max_cosine,
             preset.target_cap,
             ctx.num_classes,
+            preset.robust_checks,
+            preset.robust_share,
         )
 
 
