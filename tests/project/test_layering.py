@@ -139,3 +139,24 @@ def test_only_the_files_wing_renames_files():
                     if (is_os and node.func.attr in ("replace", "rename", "move")) or node.func.attr == "rename":
                         renames.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not renames, renames
+
+
+def test_trainer_commands_arrive_by_entry_point_and_check_never_loads_them():
+    """The auditor finds the trainer's commands through the gfaudit.commands entry point, and only
+    when the command line is not one of its own (``check`` imports neither the trainer nor the
+    metadata machinery)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; sys.argv = ['gfaudit'] + sys.argv[1:]; import gfaudit.cli.app as a; "
+        "names = {c.name or c.callback.__name__ for c in a.app.registered_commands}; "
+        "print('trainer' if 'gfaudit_trainer' in sys.modules else 'auditor', 'train' in names)"
+    )
+    run = lambda *argv: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120, cwd=REPO
+    ).stdout.split()
+    assert run("check", "m.onnx") == ["auditor", "False"]
+    assert run("--quiet", "bundle", "create") == ["auditor", "False"]
+    assert run("train", "--help") == ["trainer", "True"]
+    assert run("--help") == ["trainer", "True"]

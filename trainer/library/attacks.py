@@ -422,4 +422,5 @@ LIBRARY_FILTERS = (
     "bit_depth@6",
     "bit_depth@5",
     "bit_depth@4",
+    "bit_depth@3",
 )
