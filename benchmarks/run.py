@@ -36,6 +36,9 @@ ABLATIONS = {
     # The input-specific measures off (L_div, the cosine spread and the per-target cap): what
     # they do to transfer onto the calibration negatives and the library's unrelated models.
     "universal": {"diversity": 0.0, "max_cosine": 1.0, "target_cap": 0.0},
+    # Issue 21 off: no input filters in the GAN, no filter checks in selection, no weight-derived
+    # positives in the pools (the same cached pools, those members left out).
+    "no-robustness": {"filters": (), "robust_checks": (), "_no_derived": True},
 }
 PAPER = {
     "ganfinger": {"aruc": 0.847, "gen_s": 49},
@@ -68,6 +71,8 @@ def _bundle(method: str, out: Path, ctx, pools, preset, run_dir, pool_seconds, k
         n = (overrides or {}).get("_train_models")
         if n:
             use = pools_mod.Pools([m for m in pools.models if m.split != "train" or m.index < n])
+        if (overrides or {}).get("_no_derived"):
+            use = pools_mod.Pools([m for m in use.models if not m.arch.startswith(pools_mod.DERIVED_PREFIX)])
         log(f"generating {method} {overrides or ''}")
         result = pipeline.select_and_calibrate(ctx, use, p, method)
         prov = pipeline.bundle_provenance(

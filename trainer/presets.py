@@ -126,7 +126,12 @@ _ROBUST_TRAINING = (
     "translate@1:2",
     "resize@0.9:0.95",
 )
-_ROBUST_CHECKS = ("gaussian_blur@0.5", "jpeg@70", "bit_depth@4", "noise@0.02")  # airbench94 at half width: 84 % on the JPEG test split in ~3 min on 2 CPU cores
+_ROBUST_CHECKS = (
+    "gaussian_blur@0.5",
+    "jpeg@70",
+    "bit_depth@4",
+    "noise@0.02",
+)  # airbench94 at half width: 84 % on the JPEG test split in ~3 min on 2 CPU cores
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(

@@ -40,7 +40,7 @@ def test_tiny_benchmark_writes_report(tmp_path):
     text = out.read_text()
     for method in ("ganfinger", "ipguard", "conferae", "metafinger", "deepfool"):
         assert f"| {method} |" in text
-    for variant in ("eta=0", "alpha=0", "beta=0", "gamma=0"):
+    for variant in ("eta=0", "alpha=0", "beta=0", "gamma=0", "no-robustness"):
         assert f"| {variant} |" in text
     assert (out.parent / "benchmark-curves.png").stat().st_size > 5000
     # Fidelity is measured through onnxruntime against the victim's torch labels: the copy scores 1.
@@ -49,7 +49,7 @@ def test_tiny_benchmark_writes_report(tmp_path):
     results = json.loads((tmp_path / "cache" / "bench-tiny" / "results.json").read_text())
     assert set(results) == {"ganfinger", "ipguard", "conferae", "metafinger", "deepfool"}
     for doc in results.values():
-        assert 0.0 <= doc["aruc"] <= 1.0 and len(doc["models"]) == 7
+        assert 0.0 <= doc["aruc"] <= 1.0 and len(doc["models"]) == 8
     # Every bundle the benchmark wrote carries the method and its own scoring rule, signed.
     bundles = sorted(Path(tmp_path / "cache" / "bench-tiny" / "bundles").glob("*.safetensors"))
     assert len(bundles) == 5
@@ -76,3 +76,38 @@ def test_tiny_benchmark_writes_report(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     arucs = [float(m) for m in re.findall(r"^\| (?:preset|oracle)[^|]*\| \d+ \| ([0-9.]+) \|", r.stdout, re.M)]
     assert len(arucs) == 2 and all(0.0 <= a <= 1.0 for a in arucs), r.stdout
+
+    # Robustness curves on the same cache: real attacked models, scored by the auditor, in a figure.
+    work = tmp_path / "cache" / "bench-tiny"
+    figure = tmp_path / "robustness.png"
+    common = ["--victim", str(SHARED_VICTIM), "--data", str(SHARED_DATA), "--cache", str(tmp_path / "cache")]
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "robustness.py"),
+            "--scale",
+            "tiny",
+            *common,
+            "--device",
+            "cpu",
+            "--bundle",
+            f"ganfinger={work / 'bundles' / 'ganfinger.safetensors'}",
+            "--pubkey",
+            str(work / "owner.pub"),
+            "--out-dir",
+            str(tmp_path / "robustness"),
+            "--only",
+            "pruning,JPEG",
+            "--figure",
+            str(figure),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = re.findall(r"^\| (pruning|JPEG) \| ([0-9.]+) \| ([0-9.]+)% \| (-?[0-9.]+)", r.stdout, re.M)
+    assert len(rows) == 9 + 8, r.stdout
+    pruned = {float(s): float(score) for curve, s, _, score in rows if curve == "pruning"}
+    assert pruned[0.1] >= pruned[0.9]  # the lightest pruning keeps at least the heaviest's score
+    assert figure.stat().st_size > 5000

@@ -73,6 +73,7 @@ class VoteStats(SelectionStats):
     robust_checks: int = 0  # input filters every kept pair survives (Preset.robust_checks)
     robust_share: float | None = None  # share of positive validation models that must survive each
     robust_rejected: int = 0  # pairs the other rules kept that a filter check removed (before neg_follow)
+    follow_on_selected: dict | None = None  # follow rate of the chosen x' by students, derived copies, negatives
 
     def follow_rate_before_selection(self) -> float | None:
         return self.negative_val_follow_before_selection
@@ -96,6 +97,7 @@ class VoteStats(SelectionStats):
                 if self.robust_checks
                 else {}
             ),
+            **({"follow_on_selected": self.follow_on_selected} if self.follow_on_selected else {}),
         }
 
 
@@ -158,6 +160,14 @@ class PoolVotes:
     # One row per robustness check, in Preset.robust_checks' order (empty without checks):
     robust_victim: torch.Tensor | None = None  # [checks, n] bool: the victim gives filtered x' the label y'
     robust_pos: torch.Tensor | None = None  # [checks, n] float: share of positive validation models that do
+    pos_kinds: tuple[str, ...] = ()  # per positive row: "student" (queried the victim), "weights" (derived), "other"
+
+
+def _kind(m) -> str:
+    inheritance = m.meta.inheritance or ""
+    if inheritance.startswith("weights"):
+        return "weights"
+    return "student" if m.meta.query in ("label", "prob") or "@" in m.arch else "other"
 
 
 def _behind(spec: str, model):
@@ -222,7 +232,19 @@ def vote(
         len(pools.get("negative", "val")),
         r_victim,
         r_pos,
+        tuple(_kind(m) for m in positives),
     )
+
+
+def follow_by_kind(v: PoolVotes, chosen: torch.Tensor) -> dict[str, float | None]:
+    """How often each kind of model gives the chosen pairs' x' the victim's label: extraction
+    students, weight-derived copies, and negatives (what issue 21 asks to compare)."""
+    out: dict[str, float | None] = {}
+    for kind in ("student", "weights"):
+        rows = [i for i, k in enumerate(v.pos_kinds) if k == kind]
+        out[kind] = round(float(v.pos_xp[rows][:, chosen].mean()), 4) if rows and len(chosen) else None
+    out["negative"] = round(float(v.neg_xp[:, chosen].mean()), 4) if len(v.neg_xp) and len(chosen) else None
+    return out
 
 
 def spread(
@@ -309,6 +331,7 @@ def choose(
         robust_checks=checks,
         robust_share=robust_share if checks else None,
         robust_rejected=before_robust - int((ok & candidates).sum()) if checks else 0,
+        follow_on_selected=follow_by_kind(v, chosen),
     )
     return Selection(chosen, x[chosen], x_prime[chosen], stats)
 
