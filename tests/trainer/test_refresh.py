@@ -135,3 +135,18 @@ def test_pool_vote_on_live_candidates_selects_the_same_pairs(trained):
         picks.append(selection.choose(votes, seeds.images, xp, seeds.labels, preset.k, preset.pos_agree, False, 1.0))
     assert torch.equal(picks[0].index, picks[1].index) and picks[0].stats == picks[1].stats
     assert np.array_equal(picks[0].x_prime.numpy(), picks[1].x_prime.numpy())
+
+
+def test_ledger_lock_lets_one_refresh_at_a_time(tmp_path):
+    """Two refreshes of one generator never interleave their ledger read, draw and record."""
+    from gfaudit.errors import UsageError
+    from gfaudit_trainer.generation import generator as gen
+
+    ledger = tmp_path / "fp.generator.ledger.json"
+    with gen.ledger_lock(ledger):
+        with pytest.raises(UsageError, match="another refresh of this generator holds the ledger"):
+            with gen.ledger_lock(ledger, timeout=0.3):
+                pass
+    with gen.ledger_lock(ledger, timeout=0.3):  # released when the first refresh ended
+        pass
+    assert oct(os.stat(tmp_path / "fp.generator.ledger.lock").st_mode & 0o777) == "0o600"

@@ -19,9 +19,13 @@ generator never share a pair.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +132,30 @@ class Ledger:
         )
         doc = {"format": LEDGER_FORMAT, "generator_weights_sha256": self.weights_sha256, "bundles": self.bundles}
         write_bytes_atomic(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=PRIVATE)
+
+
+@contextmanager
+def ledger_lock(ledger: Path, timeout: float = 600.0) -> Iterator[None]:
+    """Hold the exclusive lock of a generator's ledger (``NAME.generator.ledger.lock``, an empty file
+    beside it, mode 0600) for a whole refresh; wait up to ``timeout`` seconds for another refresh
+    to finish, then UsageError naming the lock."""
+    lock = ledger.with_name(ledger.name.removesuffix(".json") + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, PRIVATE)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise UsageError(
+                        f"{lock}: another refresh of this generator holds the ledger; try again when it ends"
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 @dataclass(frozen=True)

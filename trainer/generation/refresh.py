@@ -93,56 +93,61 @@ def run(
     signing_key = load_private(key)
     loaded = gen.load(generator)
     config = loaded.config
-    ledger = gen.Ledger.read(loaded.files.ledger, loaded.weights_sha256)
-    arch = arch or config.get("victim_arch")
-    overrides = dict(config.get("preset_overrides") or {})
-    overrides.update({k_: v for k_, v in {"k": k, "false_accusation_rate": false_accusation}.items() if v is not None})
-    try:
-        preset = presets.get(config["preset"], **overrides)
-    except (KeyError, TypeError) as exc:
-        raise UsageError(f"{loaded.files.config}: unusable preset record ({exc})") from None
-    started = time.perf_counter()
-    ctx = pipeline.load_context(
-        victim,
-        arch,
-        config["normalization"],
-        data,
-        preset,
-        device,
-        Path(cache) if cache else None,
-        int(config["seed"]),
-    )
-    _check_same_world(ctx, preset, config)
-    # The reference models the generator's own bundle was calibrated with, unless others are given.
-    refs = [Path(r) for r in (references or config.get("references") or [])]
-    pools, run_dir, pool_seconds = pipeline.build_pools(ctx, preset, refs)
-    n = candidates or default_candidates(config, preset.k)
-    if n < 1:
-        raise UsageError(f"--candidates {n}: must be at least 1")
-    loaded.generator.to(ctx.device)
-    f = fresh(ctx, pools, preset, loaded, ledger, n)
-    provenance = pipeline.bundle_provenance(ctx, preset, pools, pool_seconds, f.result, tool="gfaudit refresh")
-    provenance["data"]["source"] = str(data) if data else "torchvision CIFAR10 download"
-    provenance["generator"] = loaded.provenance("reused")
-    provenance["seed_draw"] = pipeline.seed_draw_json(ctx, f.draw.indices.tolist(), f.kept, f.draw)
-    provenance["timings_s"]["refresh_generation"] = round(f.seconds, 2)
-    provenance["timings_s"]["total"] = round(time.perf_counter() - started, 1)
-    out_path = Path(out)
-    created = pipeline.sign(ctx, run_dir, f.result, provenance, signing_key, out_path)
-    ledger.record(created.path, file_sha256(created.path), f.draw.indices.tolist(), f.kept)
-    log(
-        f"wrote {created.path} ({created.kept} fresh pairs from {len(f.draw.indices)} new seeds, "
-        f"threshold {f.result.calibration.threshold}) in {provenance['timings_s']['total']} s; "
-        f"ledger {loaded.files.ledger} now lists {len(ledger.bundles)} bundle(s)"
-    )
-    return {
-        "bundle": str(created.path),
-        "figure": str(out_path.with_suffix(".png")),
-        "victim_onnx": str(run_dir / "victim.onnx"),
-        "generator": str(loaded.files.config),
-        "threshold": f.result.calibration.threshold,
-        "kept": created.kept,
-        "seeds_drawn": len(f.draw.indices),
-        "seeds_fresh": f.draw.fresh,
-        **provenance["timings_s"],
-    }
+    # One refresh at a time per generator: the ledger is read, drawn from and appended to under one
+    # lock, so two refreshes can never draw or keep the same seeds.
+    with gen.ledger_lock(loaded.files.ledger):
+        ledger = gen.Ledger.read(loaded.files.ledger, loaded.weights_sha256)
+        arch = arch or config.get("victim_arch")
+        overrides = dict(config.get("preset_overrides") or {})
+        overrides.update(
+            {k_: v for k_, v in {"k": k, "false_accusation_rate": false_accusation}.items() if v is not None}
+        )
+        try:
+            preset = presets.get(config["preset"], **overrides)
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"{loaded.files.config}: unusable preset record ({exc})") from None
+        started = time.perf_counter()
+        ctx = pipeline.load_context(
+            victim,
+            arch,
+            config["normalization"],
+            data,
+            preset,
+            device,
+            Path(cache) if cache else None,
+            int(config["seed"]),
+        )
+        _check_same_world(ctx, preset, config)
+        # The reference models the generator's own bundle was calibrated with, unless others are given.
+        refs = [Path(r) for r in (references or config.get("references") or [])]
+        pools, run_dir, pool_seconds = pipeline.build_pools(ctx, preset, refs)
+        n = candidates or default_candidates(config, preset.k)
+        if n < 1:
+            raise UsageError(f"--candidates {n}: must be at least 1")
+        loaded.generator.to(ctx.device)
+        f = fresh(ctx, pools, preset, loaded, ledger, n)
+        provenance = pipeline.bundle_provenance(ctx, preset, pools, pool_seconds, f.result, tool="gfaudit refresh")
+        provenance["data"]["source"] = str(data) if data else "torchvision CIFAR10 download"
+        provenance["generator"] = loaded.provenance("reused")
+        provenance["seed_draw"] = pipeline.seed_draw_json(ctx, f.draw.indices.tolist(), f.kept, f.draw)
+        provenance["timings_s"]["refresh_generation"] = round(f.seconds, 2)
+        provenance["timings_s"]["total"] = round(time.perf_counter() - started, 1)
+        out_path = Path(out)
+        created = pipeline.sign(ctx, run_dir, f.result, provenance, signing_key, out_path)
+        ledger.record(created.path, file_sha256(created.path), f.draw.indices.tolist(), f.kept)
+        log(
+            f"wrote {created.path} ({created.kept} fresh pairs from {len(f.draw.indices)} new seeds, "
+            f"threshold {f.result.calibration.threshold}) in {provenance['timings_s']['total']} s; "
+            f"ledger {loaded.files.ledger} now lists {len(ledger.bundles)} bundle(s)"
+        )
+        return {
+            "bundle": str(created.path),
+            "figure": str(out_path.with_suffix(".png")),
+            "victim_onnx": str(run_dir / "victim.onnx"),
+            "generator": str(loaded.files.config),
+            "threshold": f.result.calibration.threshold,
+            "kept": created.kept,
+            "seeds_drawn": len(f.draw.indices),
+            "seeds_fresh": f.draw.fresh,
+            **provenance["timings_s"],
+        }
