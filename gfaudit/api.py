@@ -106,6 +106,8 @@ def check_models(
     *,
     timeout: float | None = DEFAULT_TIMEOUT,
     jobs: int | None = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> CheckResult:
     """Score each suspect ONNX model label-only: ``models`` is one path or several; a folder stands
     for every ``*.onnx`` entry in it that is not a folder, sorted (one that cannot be read is an
@@ -118,7 +120,8 @@ def check_models(
     ``device="cuda"`` raises. Each model runs in its own worker process under ``timeout`` seconds
     (``None``: in this process, without a limit; trusted models only); ``jobs`` models at once
     (``None``: one per CPU). Bad arguments (``expect="not_derived"``, ``timeout=0``) raise
-    ``UsageError``, as the CLI exits 2."""
+    ``UsageError``, as the CLI exits 2. ``executor="ray"`` runs each model as a Ray task
+    (``gfaudit[ray]``; ``ray_address`` as ``--ray-address``), with the same result."""
     from gfaudit.audit.check import check_bundles, validate
     from gfaudit.audit.suspects import expand
 
@@ -126,7 +129,9 @@ def check_models(
     if not bundles or not all(isinstance(b, Bundle) for b in bundles):
         raise UsageError("bundle must be a Bundle from load_bundle, or a non-empty list of them")
     validate(device, expect, timeout, jobs)
-    return check_bundles(bundles, expand(models), device, expect, timeout=timeout, jobs=jobs)
+    return check_bundles(
+        bundles, expand(models), device, expect, timeout=timeout, jobs=jobs, executor=executor, ray_address=ray_address
+    )
 
 
 def evaluate_library(
@@ -136,16 +141,19 @@ def evaluate_library(
     *,
     timeout: float | None = DEFAULT_TIMEOUT,
     jobs: int | None = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict:
     """Score every model of a suspect library (a folder with ``library.json``, or the file) and return
     the evaluation document: per-model scores, per-family summary, ARUC, ROC-AUC, TPR at 0 % and 1 %
     FPR, the curves, and how many models the signed threshold flags (the JSON of ``gfaudit evaluate``).
-    ``timeout`` and ``jobs`` as in :func:`check_models`."""
+    ``timeout``, ``jobs``, ``executor`` and ``ray_address`` as in :func:`check_models`."""
     from gfaudit.audit.check import validate
 
     validate(device, None, timeout, jobs)
+    library_models = _evaluate.load_library(Path(_path(library, "library")))
     return _evaluate.evaluate(
-        bundle, _evaluate.load_library(Path(_path(library, "library"))), device, timeout=timeout, jobs=jobs
+        bundle, library_models, device, timeout=timeout, jobs=jobs, executor=executor, ray_address=ray_address
     )
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from gfaudit.cli.common import _STATE, Device, Normalization, app, choices, cli_errors, info, library_app
+from gfaudit.cli.common import _STATE, Device, Executor, Normalization, app, choices, cli_errors, info, library_app
 from gfaudit.errors import GfauditError, UsageError
 from gfaudit.files import outputs
 from gfaudit_trainer.generation.methods import names as method_names
@@ -43,11 +43,6 @@ def trainer(module: str):
         if "torch" in str(exc) or "gfaudit_trainer" in str(exc) or "torchvision" in str(exc):
             raise TrainerMissing(f"this command needs the trainer: pip install 'gfaudit[train]' ({exc})") from None
         raise
-
-
-class Executor(str, Enum):
-    local = "local"
-    ray = "ray"
 
 
 EXECUTOR_HELP = (

@@ -246,13 +246,23 @@ def check(
     progress=None,
     timeout: float | None = DEFAULT_TIMEOUT,
     jobs: int | None = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> CheckResult:
     """Score every suspect; a bad suspect is an error entry, a missing device aborts (DeviceError).
     ``timeout``: seconds per suspect (None: in-process, no limit). ``jobs``: suspects scored at
     once, each in its own worker with the cores divided among them (None: one per CPU); the rows
     keep the order of ``paths``. ``progress(i, n, entry)`` is called as each suspect finishes."""
     return check_bundles(
-        [bundle], paths, device, expect, progress and (lambda i, n, rows: progress(i, n, rows[0])), timeout, jobs
+        [bundle],
+        paths,
+        device,
+        expect,
+        progress and (lambda i, n, rows: progress(i, n, rows[0])),
+        timeout,
+        jobs,
+        executor=executor,
+        ray_address=ray_address,
     )
 
 
@@ -265,21 +275,24 @@ def check_bundles(
     timeout: float | None = DEFAULT_TIMEOUT,
     jobs: int | None = 1,
     audit: dict | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> CheckResult:
     """``check`` against several verified bundles: per suspect one row per bundle (suspects in the
     order of ``paths``, bundles in the order given), each suspect labelled once per input group.
     ``progress(i, n, rows)`` gets a finished suspect's rows. The exit code is the most severe row's:
-    a suspect derived by any bundle makes it 1."""
+    a suspect derived by any bundle makes it 1. ``executor`` ``"ray"``: one Ray task per suspect
+    (``parallel.map_on_ray``; ``jobs`` is then Ray's to decide), the same rows."""
     from gfaudit.audit.onnx_model import require_runtime
-    from gfaudit.audit.parallel import intra_op_threads, map_ordered, resolve_jobs
+    from gfaudit.audit.parallel import intra_op_threads, resolve_jobs, runner
 
     timeout = validate(device, expect, timeout, jobs)
     if not bundles:
         raise ValueError("check_bundles needs at least one bundle")
     require_runtime()  # no runtime at all is the run's failure, not one error row per suspect
     jobs = resolve_jobs(jobs)
-    threads = intra_op_threads(jobs, len(paths)) if jobs > 1 else 0
-    rows = map_ordered(
+    threads = 1 if executor == "ray" else intra_op_threads(jobs, len(paths)) if jobs > 1 else 0
+    rows = runner(executor, ray_address)(
         lambda path: check_suspect(str(path), bundles, device, expect, timeout, threads),
         list(paths),
         jobs,

@@ -163,19 +163,22 @@ def evaluate(
     progress=None,
     timeout: float | None = DEFAULT_TIMEOUT,
     jobs: int | None = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict:
     """Per-model scores, per-family summary and the separation metrics. Each model runs isolated
     under ``timeout`` seconds (see check.check_one); one that fails is an error row. ``jobs``
-    models are scored at once (None: one per CPU); rows keep the library's order."""
+    models are scored at once (None: one per CPU), or with ``executor="ray"`` one Ray task each;
+    rows keep the library's order."""
     from gfaudit.audit.check import validate
     from gfaudit.audit.onnx_model import require_runtime
-    from gfaudit.audit.parallel import intra_op_threads, map_ordered, resolve_jobs
+    from gfaudit.audit.parallel import intra_op_threads, resolve_jobs, runner
 
     timeout = validate(device, None, timeout, jobs)
     require_runtime()
     jobs = resolve_jobs(jobs)
-    threads = intra_op_threads(jobs, len(library)) if jobs > 1 else 0
-    pairs = map_ordered(
+    threads = 1 if executor == "ray" else intra_op_threads(jobs, len(library)) if jobs > 1 else 0
+    pairs = runner(executor, ray_address)(
         lambda lm: _row(lm, bundle, device, timeout, threads),
         list(library),
         jobs,

@@ -74,3 +74,60 @@ def map_ordered(
         raise
     pool.shutdown(wait=True)
     return results
+
+
+EXECUTORS = ("local", "ray")  # where suspects run: worker processes here, or one Ray task each
+
+
+def map_on_ray(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    address: str | None = None,
+    progress: Callable[[int, int, R], None] | None = None,
+) -> list[R]:
+    """``[fn(item) for item in items]`` as one Ray task per item (one CPU each), in input order.
+    ``address``: a running cluster (``auto``, ``ray://HOST:10001``), or None / "none" for a local Ray
+    on this machine. Each task runs the suspect exactly as ``local`` does (its own isolated worker
+    under the time limit), so reports are identical; the suspect files must be readable on every
+    node (a shared filesystem on a cluster). Ray is the ``gfaudit[ray]`` extra, imported only here."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--executor ray needs Ray: pip install 'gfaudit[ray]'") from None
+    if not items:
+        return []
+    if not ray.is_initialized():
+        target = None if address in (None, "", "none") else address
+        ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    task = ray.remote(num_cpus=1, max_retries=0)(_call)
+    refs = [task.remote(fn, item) for item in items]
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list = [None] * len(items)
+    pending, done_count = list(refs), 0
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                i = index[ref]
+                results[i] = ray.get(ref)
+                done_count += 1
+                if progress:
+                    progress(done_count, len(items), results[i])
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return results
+
+
+def _call(fn: Callable[[T], R], item: T) -> R:
+    return fn(item)
+
+
+def runner(executor: str, ray_address: str | None = None):
+    """The ordered map of ``executor``: ``map_ordered`` (with --jobs) or ``map_on_ray`` (one task each)."""
+    if executor not in EXECUTORS:
+        raise UsageError(f"executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        return lambda fn, items, jobs, progress=None: map_on_ray(fn, items, ray_address, progress)
+    return map_ordered

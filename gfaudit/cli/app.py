@@ -24,6 +24,7 @@ from gfaudit.cli.common import (
     _STATE,
     QUIET_HELP,
     Device,
+    Executor,
     Method,
     Normalization,
     Rule,
@@ -37,6 +38,14 @@ from gfaudit.cli.common import (
 from gfaudit.errors import GfauditError, UsageError
 from gfaudit.files import interrupt, outputs
 
+AUDIT_EXECUTOR_HELP = (
+    "Where suspects run: local (worker processes here, --jobs at once) or ray (one Ray task per suspect, "
+    "needs gfaudit[ray]; the same report)."
+)
+AUDIT_RAY_HELP = (
+    "Ray cluster for --executor ray: auto (the running cluster), ray://HOST:10001, or none for a local Ray "
+    "on this machine. On a cluster the suspect files must be readable on every node."
+)
 JOBS_HELP = (
     "Suspects scored at once, each in its own worker process with the cores divided among them "
     "(default: one per CPU); the report keeps the input order."
@@ -485,6 +494,8 @@ def check(
     quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
     jobs: int | None = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
+    executor: Executor = typer.Option(Executor.local, "--executor", help=AUDIT_EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=AUDIT_RAY_HELP),
 ):
     """Verify the bundle(s), run each suspect label-only, and report ARD, P_ori, P_conf and the verdict.
 
@@ -547,6 +558,8 @@ def check(
             timeout=timeout,
             jobs=jobs,
             audit=audit,
+            executor=executor.value,
+            ray_address=ray_address,
         ), source
 
     result, source = _run_with_reports(reports, body)
@@ -580,6 +593,8 @@ def evaluate(
     quiet: bool = typer.Option(False, "-q", "--quiet", callback=_set_quiet, help=QUIET_HELP),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help=TIMEOUT_HELP),
     jobs: int | None = typer.Option(None, "-j", "--jobs", help=JOBS_HELP),
+    executor: Executor = typer.Option(Executor.local, "--executor", help=AUDIT_EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=AUDIT_RAY_HELP),
 ):
     """Score every model of a suspect library like `check` and report ARUC, ROC-AUC, TPR@FPR, per family."""
     from gfaudit import formats
@@ -602,7 +617,16 @@ def evaluate(
         library_json = ev.library_json_path(library)
         models = ev.load_library(library)
         b, _ = _load_verified(bundle, pubkey, writes, (library_json, *(m.path for m in models)))
-        doc = ev.evaluate(b, models, device.value, progress=progress, timeout=timeout, jobs=jobs)
+        doc = ev.evaluate(
+            b,
+            models,
+            device.value,
+            progress=progress,
+            timeout=timeout,
+            jobs=jobs,
+            executor=executor.value,
+            ray_address=ray_address,
+        )
         if plot is not None:
             ev.plot(doc, plot)
             info(f"wrote {plot}")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from gfaudit.audit.onnx_model import DEVICES
+from gfaudit.audit.parallel import EXECUTORS
 from gfaudit.bundle.normalization import NORMALIZATIONS
 from gfaudit.bundle.scoring import METHOD_RULES, RULES
 from gfaudit.errors import GfauditError
@@ -23,6 +24,7 @@ from gfaudit.files import interrupt
 __all__ = [
     "QUIET_HELP",
     "Device",
+    "Executor",
     "Method",
     "Normalization",
     "Rule",
@@ -58,6 +60,10 @@ if TYPE_CHECKING:  # what the type checker sees; at run time the enums come from
         ard = "ard"
         label_match = "label_match"
 
+    class Executor(str, Enum):
+        local = "local"
+        ray = "ray"
+
     class Method(str, Enum):
         ganfinger = "ganfinger"
         ipguard = "ipguard"
@@ -70,6 +76,7 @@ else:
     Device = choices("Device", DEVICES)  # gfaudit.audit.onnx_model.DEVICES
     Normalization = choices("Normalization", NORMALIZATIONS)  # gfaudit.bundle.normalization.NORMALIZATIONS
     Rule = choices("Rule", RULES)  # gfaudit.bundle.scoring.RULES
+    Executor = choices("Executor", EXECUTORS)  # gfaudit.audit.parallel.EXECUTORS (the trainer's are the same two)
     Method = choices("Method", METHOD_RULES)  # gfaudit.bundle.scoring.METHOD_RULES: what bundle create packs
 
 

@@ -103,3 +103,25 @@ def test_evaluate_jobs_keeps_the_library_order(cli, tmp_path, signed_bundle, key
         docs.append(json.loads(r.stdout))
     assert [m["attack"] for m in docs[1]["models"]] == [m["attack"] for m in lib["models"]]
     assert docs[0]["models"] == docs[1]["models"] and docs[0]["aruc"] == docs[1]["aruc"]
+
+
+@pytest.fixture()
+def local_ray():
+    """A local Ray with 2 CPUs, stopped afterwards (skipped where gfaudit[ray] is not installed)."""
+    ray = pytest.importorskip("ray", reason="--executor ray needs gfaudit[ray]")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_check_and_evaluate_on_ray_give_the_local_reports(cli, tmp_path, signed_bundle, keypair, suspects, local_ray):
+    args = ["--bundle", signed_bundle, "--pubkey", keypair[1], "--format", "json"]
+    local = cli("check", *suspects, *args)
+    on_ray = cli("check", *suspects, *args, "--executor", "ray")
+    assert on_ray.exit_code == local.exit_code == 4, on_ray.output  # the broken file is an error row there too
+    assert report(on_ray)["suspects"] == report(local)["suspects"]
+    lib = {"models": [{"path": p.name, "label": "pirated" if "twin" in p.name else "unrelated"} for p in suspects[:3]]}
+    (tmp_path / "library.json").write_text(json.dumps(lib))
+    docs = [cli("evaluate", "--library", tmp_path, *args, *extra) for extra in ([], ["--executor", "ray"])]
+    assert all(d.exit_code == 0 for d in docs), docs[1].output
+    assert json.loads(docs[0].stdout)["models"] == json.loads(docs[1].stdout)["models"]
