@@ -138,9 +138,11 @@ PRESETS: dict[str, Preset] = {
         name="tiny",
         train_per_class=40,
         test_per_class=20,
+        # Weight-derived copies in the selection role only: built and signed, but with pos_agree 0 they
+        # never narrow the tiny selection (the GAN and refresh yields of 64 seeds are too small for it).
         positive=PoolConfig(
-            ("vgg11:width=0.25", "victim/prune:0.5", "victim/filter:jpeg@60"),
-            ("vgg11:width=0.25", "victim/ftal"),
+            ("vgg11:width=0.25",),
+            ("vgg11:width=0.25", "victim/ftal", "victim/prune:0.5", "victim/filter:jpeg@60"),
             epochs=1,
             derived_epochs=1,
         ),
@@ -153,10 +155,9 @@ PRESETS: dict[str, Preset] = {
             width=8,
             lr_g=5e-3,
             train_images=200,
-            filters=("identity", "jpeg@60:90", "gaussian_blur@0.3:0.8"),
+            filters=("identity", "bit_depth@6:7"),  # the plumbing only: the tiny GAN is too weak for more
         ),
         seeds=64,
-        robust_checks=("bit_depth@6",),
         robust_share=0.0,
         k=10,
         pos_agree=0.0,

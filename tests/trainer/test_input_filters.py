@@ -121,3 +121,24 @@ def test_selection_drops_pairs_a_filter_erases():
     sel = selection.choose(votes, x, x, y, k=n, pos_agree=0.5, robust_share=0.5)
     assert sorted(sel.index.tolist()) == [0, 3, 5]
     assert sel.stats.robust_rejected == 3 and sel.stats.to_json()["robust_checks"] == 2
+
+
+def test_robust_votes_label_the_filtered_pairs():
+    """The victim and the positives are asked about x' behind each check filter."""
+    import torch
+    from torch import nn
+
+    from gfaudit_trainer.generation import selection
+
+    class Brightness(nn.Module):  # class 1 when the image's mean is above 0.55, else 0
+        def forward(self, x):
+            m = x.mean((1, 2, 3))
+            return torch.stack([0.55 - m, m - 0.55], 1)
+
+    x_prime = torch.tensor([[[[200]]], [[[60]]], [[[135]]]], dtype=torch.uint8).expand(3, 3, 32, 32).contiguous()
+    y_prime = torch.tensor([1, 0, 0])
+    victim_rows, pos_rows = selection.robust_votes(
+        Brightness(), [selection._Wrapped(Brightness())], x_prime, y_prime, ("identity", "bit_depth@3"), "cpu"
+    )
+    assert victim_rows.tolist() == [[True, True, True], [True, True, False]]  # 3 bits round 135/255 up to 4/7
+    assert pos_rows.tolist() == [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]

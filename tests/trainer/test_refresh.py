@@ -71,7 +71,9 @@ def test_two_refreshed_bundles_share_no_pair_and_both_flag_the_victim(trained, k
             rows_i = {bytes(x.tobytes()) for x in bundles[i].x}
             assert not rows_i & {bytes(x.tobytes()) for x in bundles[j].x}  # no image shared
     # The first refresh drew only seeds train never drew; each records its parent generator.
-    assert not set(draws[1]["drawn"]) & set(draws[0]["drawn"]) and draws[1]["fresh"] == 60
+    # (60 candidates, or more in chunks of half as many again when 60 gave fewer than K pairs.)
+    assert not set(draws[1]["drawn"]) & set(draws[0]["drawn"])
+    assert draws[1]["fresh"] == len(draws[1]["drawn"]) and draws[1]["fresh"] in (60, 90, 135, 203)
     for b in bundles[1:]:
         prov = b.manifest.raw["provenance"]
         assert prov["tool"] == "gfaudit refresh" and prov["generator"]["role"] == "reused"

@@ -31,9 +31,9 @@ def test_tiny_train_verify_check(cli, tmp_path, keypair, tiny_train):
     assert prov["preset"]["name"] == "tiny" and len(prov["pools"]) == 8
     # Weight-derived positives are recorded as what they are, with their own accuracy.
     derived = [m for m in prov["pools"] if m.get("inheritance", "").startswith("weights:")]
-    assert [m["arch"] for m in derived] == ["victim/prune:0.5", "victim/filter:jpeg@60", "victim/ftal"]
+    assert [m["arch"] for m in derived] == ["victim/ftal", "victim/prune:0.5", "victim/filter:jpeg@60"]
     assert all(m["role"] == "positive" and m["recipe"] == "derived" for m in derived)
-    assert manifest["provenance"]["selection"]["robust_checks"] == 1
+    assert set(manifest["provenance"]["selection"]["follow_on_selected"]) == {"student", "weights", "negative"}
     assert [m["split"] for m in prov["pools"] if m["role"] == "negative"] == ["train", "val", "calib"]
     # The threshold is the beta-binomial predictive tail over the calibration models' signed hit
     # counts, and the auditor's p-value uses the same signed null model.

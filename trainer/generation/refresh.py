@@ -24,7 +24,9 @@ from gfaudit_trainer.models.context import Context, seed_order
 from gfaudit_trainer.models.pools import Pools
 from gfaudit_trainer.progress import log
 
-__all__ = ["Fresh", "default_candidates", "fresh", "run"]
+__all__ = ["MAX_CHUNKS", "Fresh", "default_candidates", "fresh", "run"]
+
+MAX_CHUNKS = 3  # extra draws a refresh makes when its first draw yields fewer than K pairs
 
 
 def default_candidates(config: dict, k: int) -> int:
@@ -51,14 +53,31 @@ def fresh(
     ctx: Context, pools: Pools, preset: presets.Preset, loaded: gen.LoadedGenerator, ledger: gen.Ledger, n: int
 ) -> Fresh:
     """Draw ``n`` seeds no earlier bundle of this generator used, make their x' with the saved
-    generator, then select and calibrate through ``pipeline.select_and_calibrate``."""
-    d = gen.draw(seed_order(ctx), n, ledger)
-    if d.reused:
-        log(f"only {d.fresh} never-drawn seed(s) left; {d.reused} drawn before but never kept are drawn again")
-    method = RefreshedGanFinger(loaded.generator, d.indices)
-    result = pipeline.select_and_calibrate(ctx, pools, preset, method)
-    kept = pipeline.kept_seed_indices(result)
-    return Fresh(result, d, kept, result.timings.fingerprint_generation)
+    generator, then select and calibrate through ``pipeline.select_and_calibrate``. When fewer than
+    K pairs pass (the parent's yield overestimated this draw's), draw in chunks: half as many seeds
+    again, up to ``MAX_CHUNKS`` times, while unkept seeds remain; the ledger records every seed drawn."""
+    order = seed_order(ctx)
+    seconds = 0.0
+    for chunk in range(MAX_CHUNKS + 1):
+        d = gen.draw(order, n, ledger)
+        if d.reused:
+            log(f"only {d.fresh} never-drawn seed(s) left; {d.reused} drawn before but never kept are drawn again")
+        method = RefreshedGanFinger(loaded.generator, d.indices)
+        exhausted, last = len(d.indices) < n, chunk == MAX_CHUNKS
+        try:
+            result = pipeline.select_and_calibrate(ctx, pools, preset, method)
+        except pipeline.NoFingerprints:
+            if exhausted or last:
+                raise
+            kept = []
+        else:
+            seconds += result.timings.fingerprint_generation
+            kept = pipeline.kept_seed_indices(result)
+            if len(kept) >= preset.k or exhausted or last:
+                return Fresh(result, d, kept, seconds)
+        log(f"{len(kept)} of K = {preset.k} pairs from {len(d.indices)} seeds: drawing {math.ceil(n / 2)} more")
+        n += math.ceil(n / 2)
+    raise AssertionError("unreachable")
 
 
 def _check_same_world(ctx: Context, preset: presets.Preset, config: dict) -> None:
