@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gfaudit.errors import UsageError
 
@@ -99,7 +99,7 @@ def map_on_ray(
     if not ray.is_initialized():
         target = None if address in (None, "", "none") else address
         ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    task = ray.remote(num_cpus=1, max_retries=0)(_call)
+    task: Any = ray.remote(num_cpus=1, max_retries=0)(_call)
     refs = [task.remote(fn, item) for item in items]
     index = {ref: i for i, ref in enumerate(refs)}
     results: list = [None] * len(items)

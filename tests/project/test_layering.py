@@ -153,9 +153,11 @@ def test_trainer_commands_arrive_by_entry_point_and_check_never_loads_them():
         "names = {c.name or c.callback.__name__ for c in a.app.registered_commands}; "
         "print('trainer' if 'gfaudit_trainer' in sys.modules else 'auditor', 'train' in names)"
     )
-    run = lambda *argv: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120, cwd=REPO
-    ).stdout.split()
+
+    def run(*argv: str) -> list[str]:
+        cmd = [sys.executable, "-c", probe, *argv]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO).stdout.split()
+
     assert run("check", "m.onnx") == ["auditor", "False"]
     assert run("--quiet", "bundle", "create") == ["auditor", "False"]
     assert run("train", "--help") == ["trainer", "True"]

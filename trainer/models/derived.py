@@ -156,12 +156,11 @@ def derive(
 ) -> nn.Module:
     """The copy of ``bare`` that ``spec`` names, trained (where it trains) on (images, labels) with ``cfg``."""
     d = parse(spec)
-    if d.trains and (images is None or labels is None or cfg is None):
-        raise ValueError(f"{spec} trains: it needs images, labels and a FitConfig")
-    if d.kind == "ftal":
-        return finetune(bare, mean, std, images, labels, cfg, device, desc=desc)  # type: ignore[arg-type]
-    if d.kind == "fgsm":
-        return finetune(bare, mean, std, images, labels, cfg, device, fgsm_bound=fgsm_bound, desc=desc)  # type: ignore[arg-type]
+    if d.trains:
+        if images is None or labels is None or cfg is None:
+            raise ValueError(f"{spec} trains: it needs images, labels and a FitConfig")
+        bound = fgsm_bound if d.kind == "fgsm" else None
+        return finetune(bare, mean, std, images, labels, cfg, device, fgsm_bound=bound, desc=desc)
     if d.kind == "prune":
         return prune(bare, float(d.arg))
     return input_filters.Filtered(copy.deepcopy(bare), input_filters.make(d.arg), mean, std).eval()

@@ -43,6 +43,8 @@ class Identity(nn.Module):
 class GaussianBlur(nn.Module):
     """5x5 Gaussian of standard deviation ``sigma`` pixels, replicate padding."""
 
+    kernel: torch.Tensor
+
     def __init__(self, sigma: float):
         super().__init__()
         r = torch.arange(-2, 3, dtype=torch.float32)
@@ -56,6 +58,8 @@ class GaussianBlur(nn.Module):
 
 class BoxBlur(nn.Module):
     """Mean over a ``size`` x ``size`` window (2 or 3), replicate padding."""
+
+    kernel: torch.Tensor
 
     def __init__(self, size: float):
         super().__init__()
@@ -168,6 +172,10 @@ class Jpeg(nn.Module):
     """Baseline JPEG at ``quality`` (4:2:0), decoded back to pixels: YCbCr, chroma averaged over 2x2,
     8x8 DCT, quantised with the IJG tables scaled to the quality, inverse. Sides must be multiples of 16."""
 
+    dct: torch.Tensor
+    q_luma: torch.Tensor
+    q_chroma: torch.Tensor
+
     def __init__(self, quality: float):
         super().__init__()
         self.quality = int(quality)
@@ -272,6 +280,9 @@ def draw(specs: tuple[str, ...], rng: random.Random) -> nn.Module:
 class Filtered(nn.Module):
     """A bare classifier (normalised input) deployed behind a pixel filter: denormalise, filter,
     normalise again, classify. Exports to ONNX as one graph."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, model: nn.Module, pixel_filter: nn.Module, mean, std):
         super().__init__()

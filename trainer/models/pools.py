@@ -16,6 +16,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -378,7 +379,7 @@ def derive_or_load(job: PoolJob, data: PoolData) -> tuple[nn.Module, PoolRecord]
     filtered ones made again in seconds (their record says so)."""
     from gfaudit_trainer.models import derived
 
-    bare = data.victim.model
+    bare = cast(nn.Module, data.victim.model)
     meta_path = job.path.with_suffix(".json")
     if job.cfg.epochs and job.path.is_file() and meta_path.is_file():
         model = copy.deepcopy(bare)
