@@ -115,6 +115,14 @@ def copy_bundle(tmp_path, signed_bundle):
 __all__ = ["np", "onnx_factory"]
 
 
+def tiny_train_args(out, cache, keypair, *extra, data: bool = True) -> list:
+    """The one spelling of ``gfaudit train`` at the tiny preset on the shared victim (and, unless
+    ``data=False``, the shared data), writing ``out`` with ``cache``; ``extra`` options follow."""
+    shared_data = ["--data", SHARED_DATA] if data else []
+    common = ["--victim", SHARED_VICTIM, "--arch", "resnet20", *shared_data, "--preset", "tiny", "--device", "cpu"]
+    return ["train", *common, "--key", keypair[0], "-o", out, "--cache", cache, *extra]
+
+
 @dataclass(frozen=True)
 class TinyTrain:
     """One ``gfaudit train --preset tiny`` run on the shared victim, shared by every test that needs a
@@ -143,7 +151,7 @@ def tiny_train(tmp_path_factory, keypair) -> TinyTrain:
     d = tmp_path_factory.mktemp("tiny-train")
     out = d / "fp.safetensors"
     run = TinyTrain(d, out, {}, "", d / "cache")
-    args = ["train", "--arch", "resnet20", "--preset", "tiny", "-o", out, *run.common_args(keypair)]
+    args = tiny_train_args(out, run.cache, keypair)
     r = CliRunner().invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, r.output
     return TinyTrain(d, out, json.loads(r.stdout), r.stderr, run.cache)

@@ -17,7 +17,7 @@ from gfaudit.audit.create import create
 from gfaudit.bundle import keys
 from gfaudit.errors import UsageError
 
-from conftest import REPO, SHARED_VICTIM, needs_shared, needs_torch
+from conftest import REPO, SHARED_VICTIM, needs_shared, needs_torch, tiny_train_args
 
 DEMO = REPO / "fingerprints" / "resnet20-cifar10"
 DEMO_BUNDLE = DEMO / "resnet20-cifar10.safetensors"
@@ -129,24 +129,7 @@ def test_pool_data_labels_nothing_when_every_student_queries_per_batch():
 def test_train_without_data_and_network_says_what_to_pass(cli, tmp_path, keypair):
     dead = "http://127.0.0.1:9"  # nothing listens: the download fails at once, as offline
     env = {"https_proxy": dead, "http_proxy": dead, "HTTPS_PROXY": dead, "HTTP_PROXY": dead, "no_proxy": ""}
-    r = cli(
-        "train",
-        "--victim",
-        SHARED_VICTIM,
-        "--arch",
-        "resnet20",
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
-        "--key",
-        keypair[0],
-        "-o",
-        tmp_path / "fp.safetensors",
-        "--cache",
-        tmp_path / "cache",
-        env=env,
-    )
+    r = cli(*tiny_train_args(tmp_path / "fp.safetensors", tmp_path / "cache", keypair, data=False), env=env)
     assert r.exit_code == 2, r.output
     lines = r.stderr.strip().splitlines()
     assert "internal error" not in r.stderr and "Traceback" not in r.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
+from conftest import SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch, tiny_train_args
 
 pytestmark = [needs_torch(), needs_shared()]
 ray = pytest.importorskip("ray")
@@ -28,28 +28,7 @@ def local_ray():
 
 
 def _train(cli, tmp_path, keypair, cache: Path, out: str, *extra):
-    r = cli(
-        "train",
-        "--victim",
-        SHARED_VICTIM,
-        "--arch",
-        "resnet20",
-        "--data",
-        SHARED_DATA,
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
-        "--key",
-        keypair[0],
-        "-o",
-        tmp_path / out,
-        "--cache",
-        cache,
-        "--task-cpus",
-        "1",
-        *extra,
-    )
+    r = cli(*tiny_train_args(tmp_path / out, cache, keypair, "--task-cpus", "1", *extra))
     assert r.exit_code == 0, r.output
     return r
 

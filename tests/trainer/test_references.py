@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import SHARED_DATA, SHARED_VICTIM, needs_shared, needs_torch
+from conftest import needs_shared, needs_torch, tiny_train_args
 
 pytestmark = [needs_torch(), needs_shared()]
 
@@ -26,27 +26,7 @@ def test_references_take_calibration_and_selection_roles(cli, tmp_path, keypair)
     refs = tmp_path / "refs"
     a, b = _export_tiny(refs / "a.onnx", 1), _export_tiny(refs / "b.onnx", 2)
     out = tmp_path / "fp.safetensors"
-    r = cli(
-        "train",
-        "--victim",
-        SHARED_VICTIM,
-        "--arch",
-        "resnet20",
-        "--data",
-        SHARED_DATA,
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
-        "--key",
-        keypair[0],
-        "-o",
-        out,
-        "--cache",
-        tmp_path / "cache",
-        "--reference",
-        refs,
-    )
+    r = cli(*tiny_train_args(out, tmp_path / "cache", keypair, "--reference", refs))
     assert r.exit_code == 0, r.output
     manifest = json.loads(cli("inspect", out, "--pubkey", keypair[1], "--format", "json").stdout)["manifest"]
     prov = manifest["provenance"]
@@ -61,24 +41,8 @@ def test_references_take_calibration_and_selection_roles(cli, tmp_path, keypair)
 
 def test_missing_reference_is_a_usage_error(cli, tmp_path, keypair):
     r = cli(
-        "train",
-        "--victim",
-        SHARED_VICTIM,
-        "--arch",
-        "resnet20",
-        "--data",
-        SHARED_DATA,
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
-        "--key",
-        keypair[0],
-        "-o",
-        tmp_path / "fp.safetensors",
-        "--cache",
-        tmp_path / "cache",
-        "--reference",
-        tmp_path / "nothing-here.onnx",
+        *tiny_train_args(
+            tmp_path / "fp.safetensors", tmp_path / "cache", keypair, "--reference", tmp_path / "nothing-here.onnx"
+        )
     )
     assert r.exit_code == 2 and "nothing-here.onnx" in r.stderr
