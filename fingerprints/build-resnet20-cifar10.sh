@@ -22,10 +22,12 @@ mkdir -p "$REFS"
 cp "$KEYDIR/owner.pub" "$OUT/owner.pub"
 gfaudit train --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
   --key "$KEYDIR/owner.key" -o "$OUT/resnet20-cifar10.safetensors" --cache "$CACHE" --reference "$REFS"
-# Demo suspects: models of the cpu suspect library (pirates trained on D_a, which no pool model saw;
-# unrelated models trained independently on the whole training split, as public models are).
+# Demo suspects: three models of the cpu suspect library (pirates trained on D_a, which no pool model
+# saw; an unrelated model trained independently on the whole training split, as public models are),
+# built alone so the bundle ships before the whole library (the rest: `gfaudit library build` without
+# --only, same folder, same seeds; benchmarks/run.py).
 gfaudit library build --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
-  -o "$CACHE/bench-cpu/library" --cache "$CACHE"
+  -o "$CACHE/bench-cpu/library" --cache "$CACHE" --only prune-0.3,ftll,unrelated-resnet20-0
 mkdir -p "$OUT/suspects"
 cp "$CACHE/bench-cpu/library/prune-0.3.onnx" "$OUT/suspects/pruned-30pct.onnx"
 cp "$CACHE/bench-cpu/library/ftll.onnx" "$OUT/suspects/finetuned-last-layer.onnx"
