@@ -211,6 +211,9 @@ PRESETS: dict[str, Preset] = {
         neg_follow=0.0,
         robust_checks=_ROBUST_CHECKS,
         robust_share=0.5,
+        # Two of the three positive validation models must follow x' (the FGSM fine-tuned copy, 80.0 %,
+        # follows adversarial x' least); pairs all three follow still rank first (conferrability).
+        pos_agree=0.6,
         # max_cosine 0.5 left 9 of 392 eligible pairs: L_div at weight 1 did not stop the generator making
         # one pattern per target (cosine 0.92 in its last epoch), so here only the per-target cap spreads them.
         max_cosine=1.0,
