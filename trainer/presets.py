@@ -188,7 +188,7 @@ PRESETS: dict[str, Preset] = {
         # every role), recipe (fast and classic SGD) and data pipeline (the owner's images re-encoded:
         # trainer/models/data_variants.py). Calibration: 7 trained here plus any --reference (>= 8 with one).
         negative=PoolConfig(
-            (_AIR, "resnet20~jpeg50"),
+            (_AIR, "resnet20~jpeg70"),  # JPEG 50 left this ResNet-20 at 80.0 %, under the victim
             ("resnet20+classic", f"{_AIR}~blur"),
             epochs=12,
             lr=0.1,

@@ -89,6 +89,7 @@ VARIANTS: dict[str, Variant] = {
     for v in (
         Variant("own", "the owner's files as they are", lambda images: images),
         Variant("jpeg90", "re-encoded as JPEG at quality 90", _jpeg(90)),
+        Variant("jpeg70", "re-encoded as JPEG at quality 70", _jpeg(70)),
         Variant("jpeg50", "re-encoded as JPEG at quality 50", _jpeg(50)),
         Variant("blur", "Gaussian blur, sigma 0.5 px (5x5)", _gaussian_blur(0.5)),
         Variant("resize24", "resized to 24x24 and back (bilinear, antialiased)", _resize(24)),
