@@ -162,3 +162,21 @@ def test_trainer_commands_arrive_by_entry_point_and_check_never_loads_them():
     assert run("--quiet", "bundle", "create") == ["auditor", "False"]
     assert run("train", "--help") == ["trainer", "True"]
     assert run("--help") == ["trainer", "True"]
+
+
+def test_no_import_cycles():
+    """Imports run one way, lazy ones inside functions included (gfaudit/ and trainer/)."""
+    mods = modules()
+    edges = {m: imports(m, path, set(mods)) - {m} for m, path in mods.items()}
+    cycles = []
+    for start in edges:  # depth-first search for a path back to ``start``
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges[node]:
+                if nxt == start:
+                    cycles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert not cycles, cycles

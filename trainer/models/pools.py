@@ -408,9 +408,7 @@ def derive_or_load(job: PoolJob, data: PoolData) -> tuple[nn.Module, PoolRecord]
         inheritance=job.inheritance,
     )
     if job.cfg.epochs:
-        with atomic_path(job.path) as tmp:
-            save_file({k: v.contiguous() for k, v in made.state_dict().items()}, str(tmp))
-        write_text_atomic(meta_path, json.dumps(meta.to_json(), indent=2))
+        save_model(made, job.path, meta)
     log(f"{job.name}: test accuracy {fid.accuracy:.1%}, agrees with victim on {fid.agreement:.1%}")
     return model, meta
 
