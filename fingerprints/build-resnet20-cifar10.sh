@@ -27,10 +27,10 @@ gfaudit train --victim "$VICTIM" --arch resnet20 --normalization imagenet --data
 # built alone so the bundle ships before the whole library (the rest: `gfaudit library build` without
 # --only, same folder, same seeds; benchmarks/run.py).
 gfaudit library build --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
-  -o "$CACHE/bench-cpu/library" --cache "$CACHE" --only prune-0.3,ftll,unrelated-resnet20-0
+  -o "$CACHE/bench-cpu/library" --cache "$CACHE" --only prune-0.3,ftll,unrelated-airbench:width=0.5-2
 mkdir -p "$OUT/suspects"
 cp "$CACHE/bench-cpu/library/prune-0.3.onnx" "$OUT/suspects/pruned-30pct.onnx"
 cp "$CACHE/bench-cpu/library/ftll.onnx" "$OUT/suspects/finetuned-last-layer.onnx"
-cp "$CACHE/bench-cpu/library/unrelated-resnet20-0.onnx" "$OUT/suspects/unrelated-resnet20.onnx"
+cp "$CACHE/bench-cpu/library/unrelated-airbench_width0.5-2.onnx" "$OUT/suspects/unrelated-airbench.onnx"
 # The measured half of the bundle's README, read from its signed provenance.
 python fingerprints/describe.py "$OUT/resnet20-cifar10.safetensors" --pubkey "$OUT/owner.pub" > "$OUT/measured.md"
