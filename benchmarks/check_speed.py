@@ -36,7 +36,7 @@ TORCH_CHECK = r"""
 import sys, torch
 from safetensors.torch import load_file
 sys.path.insert(0, sys.argv[3])
-from gfaudit_trainer import zoo
+from gfaudit_trainer.models import zoo
 t = load_file(sys.argv[1])
 model = zoo.Normalized(zoo.build("resnet20"), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 model.model.load_state_dict(torch.load(sys.argv[2], map_location="cpu", weights_only=True))

@@ -111,3 +111,40 @@ def test_tiny_benchmark_writes_report(tmp_path):
     pruned = {float(s): float(score) for curve, s, _, score in rows if curve == "pruning"}
     assert pruned[0.1] >= pruned[0.9]  # the lightest pruning keeps at least the heaviest's score
     assert figure.stat().st_size > 5000
+
+    # A given signed bundle (the shipped one, in the docs' run) judged on a subset of the library: no
+    # GAN is trained for it, and the report names it and lists only the subset.
+    given = tmp_path / "given.safetensors"
+    given.write_bytes((work / "bundles" / "ganfinger.safetensors").read_bytes())
+    subset_out = tmp_path / "subset.md"
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "run.py"),
+            "--scale",
+            "tiny",
+            *common,
+            "--device",
+            "cpu",
+            "--out",
+            str(subset_out),
+            "--no-ablation",
+            "--methods",
+            "ganfinger,ipguard",
+            "--library-only",
+            "copy,ftll",
+            "--ganfinger-bundle",
+            str(given),
+            "--key-dir",
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = subset_out.read_text()
+    assert f"the signed bundle `{given}`" in text and "--library-only copy,ftll" in text
+    appendix = re.findall(r"^\| ([a-z0-9_.-]+\.onnx) \|", text, re.M)
+    assert sorted(appendix) == ["copy.onnx", "ftll.onnx"], appendix
+    assert "generating ganfinger" not in r.stderr
