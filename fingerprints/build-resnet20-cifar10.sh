@@ -28,7 +28,7 @@ gfaudit train --victim "$VICTIM" --arch resnet20 --normalization imagenet --data
 # --only, same folder, same seeds; benchmarks/run.py).
 gfaudit library build --victim "$VICTIM" --arch resnet20 --normalization imagenet --data "$DATA" --preset cpu \
   -o "$CACHE/bench-cpu/library" --cache "$CACHE" --only prune-0.3,ftll,unrelated-airbench:width=0.5-2
-mkdir -p "$OUT/suspects"
+mkdir -p "$OUT/suspects" && rm -f "$OUT"/suspects/*.onnx
 cp "$CACHE/bench-cpu/library/prune-0.3.onnx" "$OUT/suspects/pruned-30pct.onnx"
 cp "$CACHE/bench-cpu/library/ftll.onnx" "$OUT/suspects/finetuned-last-layer.onnx"
 cp "$CACHE/bench-cpu/library/unrelated-airbench_width0.5-2.onnx" "$OUT/suspects/unrelated-airbench.onnx"

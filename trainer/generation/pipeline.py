@@ -223,7 +223,9 @@ def select_and_calibrate(
     fp = m.fingerprint(ctx, pools, preset)
     sel = fp.selection
     if sel.stats.selected == 0:
-        raise NoFingerprints(f"{m.name}: no fingerprint pair passed selection; train longer or raise --eps")
+        # The stage counts say which rule removed the pairs (flipped by x', filter checks, pool votes).
+        counts = ", ".join(f"{k} {v}" for k, v in sel.stats.to_json().items() if isinstance(v, int))
+        raise NoFingerprints(f"{m.name}: no fingerprint pair passed selection ({counts}); train longer or raise --eps")
     if sel.stats.selected < preset.k:
         log(f"warning: only {sel.stats.selected} of K={preset.k} pairs passed selection")
     cal = calibration.calibrate(ctx.victim, pools, sel, m.rule, preset.false_accusation_rate, ctx.device)
