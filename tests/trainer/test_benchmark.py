@@ -116,6 +116,7 @@ def test_tiny_benchmark_writes_report(tmp_path):
     # GAN is trained for it, and the report names it and lists only the subset.
     given = tmp_path / "given.safetensors"
     given.write_bytes((work / "bundles" / "ganfinger.safetensors").read_bytes())
+    given.with_name("given.safetensors.sig").write_bytes((work / "bundles" / "ganfinger.safetensors.sig").read_bytes())
     subset_out = tmp_path / "subset.md"
     r = subprocess.run(
         [
@@ -132,7 +133,7 @@ def test_tiny_benchmark_writes_report(tmp_path):
             "--methods",
             "ganfinger,ipguard",
             "--library-only",
-            "copy,ftll",
+            "copy,unrelated-vgg11:width=0.25-0",
             "--ganfinger-bundle",
             str(given),
             "--key-dir",
@@ -144,7 +145,7 @@ def test_tiny_benchmark_writes_report(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     text = subset_out.read_text()
-    assert f"the signed bundle `{given}`" in text and "--library-only copy,ftll" in text
+    assert f"the signed bundle `{given}`" in text and "--library-only copy,unrelated-vgg11:width=0.25-0" in text
     appendix = re.findall(r"^\| ([a-z0-9_.-]+\.onnx) \|", text, re.M)
-    assert sorted(appendix) == ["copy.onnx", "ftll.onnx"], appendix
+    assert sorted(appendix) == ["copy.onnx", "unrelated-vgg11_width0.25-0.onnx"], appendix
     assert "generating ganfinger" not in r.stderr
