@@ -195,7 +195,8 @@ def main() -> None:
     preset, ctx = load_context(args)
     work = args.cache / f"bench-{args.scale}"
     work.mkdir(parents=True, exist_ok=True)
-    key, pub = _key(args.key_dir or work)
+    key_dir = args.key_dir or work
+    key, pub = _key(key_dir)
     runner, resources = executor(args, ctx)
     pools, run_dir, pool_seconds = pipeline.build_pools(ctx, preset, executor=runner, resources=resources)
     log(f"pools ready ({pool_seconds:.0f} s this run)")
@@ -244,7 +245,7 @@ def main() -> None:
             "--bundle",
             str(args.ganfinger_bundle or work / "bundles" / "ganfinger.safetensors"),
             "--pubkey",
-            str((args.key_dir or work) / "owner.pub"),
+            str(key_dir / "owner.pub"),
             "--device",
             "cpu",
         ],
