@@ -188,9 +188,9 @@ PRESETS: dict[str, Preset] = {
         # systematic way a GAN can learn: seed and data order, architecture (the victim's ResNet-20 in
         # the GAN's and the calibration role), recipe (fast and classic SGD) and data pipeline (the
         # owner's images re-encoded: trainer/models/data_variants.py). Calibration: 7 trained here plus
-        # any --reference (>= 8 with one). On 2 CPU cores an epoch of the 37,500 images costs an airbench
-        # net about 33 s (80-105 s for a student, which asks the victim about every batch) and a
-        # ResNet-20 about 115 s: 7 and 8 epochs keep the pools near 90 minutes, within one session.
+        # any --reference (>= 8 with one). Measured on 2 CPU cores (2026-12-02), an epoch of the 37,500
+        # images costs an airbench net 38-60 s (83 s for a student, which asks the victim about every
+        # batch) and a ResNet-20 60-71 s: all 18 pool models took 114 minutes cold, within one session.
         negative=PoolConfig(
             (_AIR, "resnet20~jpeg70"),  # JPEG 50 left this ResNet-20 at 80.0 %, under the victim
             (f"{_AIR}+classic", f"{_AIR}~blur"),
