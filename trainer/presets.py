@@ -190,7 +190,7 @@ PRESETS: dict[str, Preset] = {
         # owner's images re-encoded: trainer/models/data_variants.py). Calibration: 7 trained here plus
         # any --reference (>= 8 with one). Measured on 2 CPU cores (2026-12-02), an epoch of the 37,500
         # images costs an airbench net 38-60 s (83 s for a student, which asks the victim about every
-        # batch) and a ResNet-20 60-71 s: all 18 pool models took 114 minutes cold, within one session.
+        # batch) and a ResNet-20 71-96 s: all 18 pool models took 114 minutes cold, within one session.
         negative=PoolConfig(
             (_AIR, "resnet20~jpeg70"),  # JPEG 50 left this ResNet-20 at 80.0 %, under the victim
             (f"{_AIR}+classic", f"{_AIR}~blur"),
